@@ -1,0 +1,70 @@
+/**
+ * The accept loop. Unlike `for await (const conn of listener)`, which ends
+ * for good on the first failed accept (descriptor exhaustion, say), it
+ * retries every failure, backing off while the failures last.
+ *
+ * @module
+ */
+
+/** Backoff and error reporting for {@linkcode acceptLoop}. */
+export interface AcceptLoopOptions {
+  /** Called for each failed accept with the delay before the next try (0: at once). */
+  onError: (error: Error, retryInMs: number) => void;
+  /**
+   * First delay after a failure that is not specific to one connection, in ms.
+   * @default {5}
+   */
+  minBackoff?: number;
+  /**
+   * Longest delay between tries, in ms.
+   * @default {1000}
+   */
+  maxBackoff?: number;
+}
+
+/**
+ * Accepts connections from `listener` and hands each to `onConn` until the
+ * listener is closed; then resolves.
+ */
+export async function acceptLoop(
+  listener: Deno.Listener,
+  onConn: (conn: Deno.Conn) => void,
+  options: AcceptLoopOptions,
+): Promise<void> {
+  const minBackoff = options.minBackoff ?? 5;
+  const maxBackoff = options.maxBackoff ?? 1_000;
+  let backoff = 0;
+  for (;;) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (isClosed(error)) return;
+      if (isPeerFailure(error)) {
+        // The peer gave up before we took it: nothing to wait for.
+        options.onError(error as Error, 0);
+        continue;
+      }
+      backoff = backoff === 0 ? minBackoff : Math.min(backoff * 2, maxBackoff);
+      options.onError(error as Error, backoff);
+      await delay(backoff);
+      continue;
+    }
+    backoff = 0;
+    onConn(conn);
+  }
+}
+
+function isClosed(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
+function isPeerFailure(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.ConnectionReset;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,165 @@
+/**
+ * Binding: opens the TCP listeners for the addresses asked for, or by
+ * default for every IPv6 and IPv4 address at once, and turns the OS's
+ * refusals into messages a user can act on.
+ *
+ * @module
+ */
+
+import { RuntimeError, UsageError } from "./errors.ts";
+
+/** What to bind. */
+export interface BindOptions {
+  /**
+   * Addresses to listen on, exactly. Empty: every IPv6 and IPv4 address.
+   * @default {[]}
+   */
+  hosts?: string[];
+  /**
+   * TCP port; 0 lets the OS pick one, which every listener then shares.
+   * @default {40007}
+   */
+  port?: number;
+}
+
+/** Default TCP port (RFC 862 assigns 7, which needs privilege). */
+export const DEFAULT_PORT = 40007;
+
+/** How the default, all-addresses binding came out on this host. */
+export type StackMode =
+  /** `::` also accepts IPv4 (Linux, macOS): one listener serves both. */
+  | "dual-stack"
+  /** `::` is IPv6-only (Windows, `bindv6only=1`): a second listener on `0.0.0.0`. */
+  | "two-listeners"
+  /** The host has no IPv6: `0.0.0.0` alone. */
+  | "ipv4-only"
+  /** `--host` was given: exactly those addresses. */
+  | "explicit";
+
+/** Open listeners and how they came to be. */
+export interface Binding {
+  /** One listener per bound address. */
+  listeners: Deno.TcpListener[];
+  /** The port every listener is bound to. */
+  port: number;
+  /** How the addresses were chosen. */
+  mode: StackMode;
+  /** Why IPv6 could not be used, when `mode` is `ipv4-only`. */
+  ipv6Error?: string;
+}
+
+/**
+ * Opens the listeners. Throws {@linkcode RuntimeError} with a one-line
+ * reason when the OS refuses (port in use, privileged port), and
+ * {@linkcode UsageError} when Deno lacks network permission; in either case
+ * nothing stays open.
+ */
+export function bind(options: BindOptions = {}): Binding {
+  const port = options.port ?? DEFAULT_PORT;
+  const hosts = options.hosts ?? [];
+  return hosts.length > 0 ? bindExactly(hosts, port) : bindAll(port);
+}
+
+/** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
+export function formatAddr(addr: Deno.Addr): string {
+  const { hostname, port } = addr as Deno.NetAddr;
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
+function bindExactly(hosts: string[], port: number): Binding {
+  const listeners: Deno.TcpListener[] = [];
+  try {
+    for (const hostname of hosts) {
+      // With port 0, the first listener picks the port and the rest share it.
+      const shared = listeners.length > 0 ? portOf(listeners[0]) : port;
+      listeners.push(open(hostname, shared));
+    }
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    throw error;
+  }
+  return { listeners, port: portOf(listeners[0]), mode: "explicit" };
+}
+
+function bindAll(port: number): Binding {
+  let v6: Deno.TcpListener;
+  try {
+    v6 = open("::", port);
+  } catch (error) {
+    if (!isNoIpv6(error)) throw error;
+    const v4 = open("0.0.0.0", port);
+    return {
+      listeners: [v4],
+      port: portOf(v4),
+      mode: "ipv4-only",
+      ipv6Error: (error as Error).message,
+    };
+  }
+  try {
+    const v4 = open("0.0.0.0", portOf(v6));
+    return { listeners: [v6, v4], port: portOf(v6), mode: "two-listeners" };
+  } catch (error) {
+    // The port is taken for IPv4 by our own `::` socket, which accepts IPv4.
+    if (
+      error instanceof RuntimeError && isCause(error, Deno.errors.AddrInUse)
+    ) {
+      return { listeners: [v6], port: portOf(v6), mode: "dual-stack" };
+    }
+    v6.close();
+    throw error;
+  }
+}
+
+function open(hostname: string, port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    throw explain(error, hostname, port);
+  }
+}
+
+function explain(error: unknown, hostname: string, port: number): Error {
+  const where = `${
+    hostname.includes(":") ? `[${hostname}]` : hostname
+  }:${port}`;
+  if (error instanceof Deno.errors.NotCapable) {
+    return new UsageError(
+      "network permission was not granted: run deno with --allow-net",
+    );
+  }
+  let message: string;
+  if (error instanceof Deno.errors.AddrInUse) {
+    message =
+      `port ${port} is already in use (${where}): stop the program using it or choose another --port`;
+  } else if (error instanceof Deno.errors.PermissionDenied && port < 1024) {
+    message =
+      `the OS denied listening on ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE; choose --port 1024 or above`;
+  } else if (error instanceof Deno.errors.AddrNotAvailable) {
+    message =
+      `address ${hostname} is not on this machine: use one of its addresses or leave out --host`;
+  } else {
+    message = `cannot listen on ${where}: ${(error as Error).message}`;
+  }
+  return new RuntimeError(message, { cause: error });
+}
+
+function isCause(
+  error: Error,
+  kind: abstract new (...args: never[]) => Error,
+): boolean {
+  return error.cause instanceof kind;
+}
+
+function isNoIpv6(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause instanceof Deno.errors.AddrNotAvailable) return true;
+  const code = (cause as { code?: string } | undefined)?.code;
+  return code === "EAFNOSUPPORT" || code === "EPROTONOSUPPORT" ||
+    /address family not supported/i.test(String((cause as Error)?.message));
+}
+
+function portOf(listener: Deno.TcpListener): number {
+  return (listener.addr as Deno.NetAddr).port;
+}

@@ -1,0 +1,154 @@
+/**
+ * Logging for echod, on LogTape: one category tree under `echod`, four
+ * levels, text for people or JSON Lines for machines, to stderr by default
+ * (no permission needed) or to a file (needs write permission).
+ *
+ * @module
+ */
+
+import {
+  configure,
+  dispose,
+  getJsonLinesFormatter,
+  getLogger,
+  getTextFormatter,
+  type Logger,
+  type LogRecord,
+  type Sink,
+  type TextFormatter,
+} from "@logtape/logtape";
+import { getFileSink } from "@logtape/file";
+import { RuntimeError, UsageError } from "./errors.ts";
+
+/** The levels `--log-level` accepts, most severe first. */
+export const LOG_LEVELS = ["error", "warning", "info", "debug"] as const;
+
+/** A level `--log-level` accepts. */
+export type LogLevelName = typeof LOG_LEVELS[number];
+
+/** The formats `--log-format` accepts. */
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** A format `--log-format` accepts. */
+export type LogFormat = typeof LOG_FORMATS[number];
+
+/** Where and how echod logs. */
+export interface LogOptions {
+  /**
+   * Least severe level written.
+   * @default {"info"}
+   */
+  level?: LogLevelName;
+  /**
+   * `text` (one readable line per record) or `json` (JSON Lines, properties flattened).
+   * @default {"text"}
+   */
+  format?: LogFormat;
+  /**
+   * Append to this file instead of writing to stderr. Needs write permission.
+   * @default {undefined}
+   */
+  file?: string;
+}
+
+/** Returns the logger for a part of echod, e.g. `getLog("conn")` → category `echod.conn`. */
+export function getLog(...category: string[]): Logger {
+  return getLogger(["echod", ...category]);
+}
+
+/**
+ * Configures LogTape for the whole process. Throws {@linkcode UsageError}
+ * when `file` is given without write permission, so the user learns which
+ * flag to add instead of meeting a permission prompt or a stack trace.
+ */
+export async function setupLogging(options: LogOptions = {}): Promise<void> {
+  const formatter = options.format === "json"
+    ? getJsonLinesFormatter({ properties: "flatten" })
+    : getTextFormatter({ timestamp: "rfc3339", level: "ABBR", value: "bare" });
+  const sink = options.file === undefined
+    ? stderrSink(formatter)
+    : fileSink(options.file, formatter);
+  await configure({
+    reset: true,
+    sinks: { main: sink },
+    loggers: [
+      {
+        category: ["echod"],
+        lowestLevel: options.level ?? "info",
+        sinks: ["main"],
+      },
+      {
+        category: ["logtape", "meta"],
+        lowestLevel: "warning",
+        sinks: ["main"],
+      },
+    ],
+  });
+}
+
+/** Flushes and closes the log sinks; call once before exiting. */
+export async function closeLogging(): Promise<void> {
+  await dispose();
+}
+
+/**
+ * Lets one record through per interval and counts the ones held back, so a
+ * flood of refusals or accept errors costs a line every few seconds, not a
+ * line per event.
+ */
+export class LogThrottle {
+  #interval: number;
+  #last = -Infinity;
+  #held = 0;
+
+  /** Creates a throttle that opens at most once every `intervalMs`. */
+  constructor(intervalMs: number) {
+    this.#interval = intervalMs;
+  }
+
+  /**
+   * Returns how many events were held back since the last one let through,
+   * or `undefined` when this event is to be held back too.
+   */
+  take(now: number = performance.now()): number | undefined {
+    if (now - this.#last < this.#interval) {
+      this.#held++;
+      return undefined;
+    }
+    const held = this.#held;
+    this.#last = now;
+    this.#held = 0;
+    return held;
+  }
+}
+
+function stderrSink(formatter: TextFormatter): Sink {
+  const encoder = new TextEncoder();
+  return function writeToStderr(record: LogRecord): void {
+    const bytes = encoder.encode(formatter(record));
+    try {
+      for (let done = 0; done < bytes.length;) {
+        done += Deno.stderr.writeSync(bytes.subarray(done));
+      }
+    } catch {
+      // A closed stderr must not take the echo service down with it.
+    }
+  };
+}
+
+function fileSink(path: string, formatter: TextFormatter): Sink {
+  const state = Deno.permissions.querySync({ name: "write", path }).state;
+  if (state !== "granted") {
+    throw new UsageError(
+      `--log-file ${path} needs write permission: add --allow-write=${path} to the deno command`,
+    );
+  }
+  try {
+    // Unbuffered, so that a crash or SIGKILL loses no line that was logged.
+    return getFileSink(path, { formatter, bufferSize: 0 });
+  } catch (error) {
+    throw new RuntimeError(
+      `cannot open log file ${path}: ${(error as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The `serve` command: logging set up, server started, a stats line now and
+ * then, and a graceful stop on SIGINT/SIGTERM (SIGINT/SIGBREAK on Windows).
+ *
+ * @module
+ */
+
+import type { ServeConfig } from "./cli.ts";
+import { closeLogging, getLog, setupLogging } from "./log.ts";
+import { serve, type Server } from "./server.ts";
+import { startStatsReporter } from "./stats.ts";
+import { VERSION } from "./version.ts";
+
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM"];
+
+/**
+ * Runs the server until a stop signal and returns the exit code. Errors
+ * that stop it from starting are thrown for `main.ts` to report.
+ */
+export async function runServe(config: ServeConfig): Promise<number> {
+  await setupLogging(config.log);
+  const log = getLog();
+  let server: Server;
+  try {
+    server = serve(config.server);
+  } catch (error) {
+    await closeLogging();
+    throw error;
+  }
+  announce(server, config);
+  const reporter = startStatsReporter(server.stats, config.statsInterval, log);
+
+  const signal = await new Promise<Deno.Signal>((resolve) => {
+    let received = false;
+    for (const name of STOP_SIGNALS) {
+      Deno.addSignalListener(name, function onSignal() {
+        if (!received) {
+          received = true;
+          resolve(name);
+          return;
+        }
+        // A second signal while draining means "now".
+        log.info("received {signal} again: closing all connections now", {
+          signal: name,
+        });
+        server.shutdown({ drainTimeout: 0 });
+      });
+    }
+  });
+  log.info("received {signal}: no longer accepting connections", { signal });
+  await server.shutdown({ drainTimeout: config.drainTimeout });
+  reporter?.stop();
+  log.info(
+    "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
+    server.stats.snapshot(),
+  );
+  await closeLogging();
+  return 0;
+}
+
+function announce(server: Server, config: ServeConfig): void {
+  const log = getLog();
+  if (server.mode === "ipv4-only") {
+    log.warning(
+      "IPv6 is not available on this host ({error}): serving IPv4 only",
+      {
+        error: server.ipv6Error,
+      },
+    );
+  }
+  const how = {
+    "dual-stack": " (IPv4 too, through the dual-stack IPv6 socket)",
+    "two-listeners": "",
+    "ipv4-only": "",
+    "explicit": "",
+  }[server.mode];
+  const { maxConns, maxConnsPerIp, idleTimeout, maxLifetime } = config.server;
+  log.info("echod {version} listening on {addresses}{how}", {
+    version: VERSION,
+    addresses: server.addresses.join(", "),
+    how,
+    port: server.port,
+    mode: server.mode,
+    maxConns,
+    maxConnsPerIp,
+    idleTimeoutMs: idleTimeout,
+    maxLifetimeMs: maxLifetime,
+    pid: Deno.pid,
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * Counters for the whole server and the periodic stats line.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { RefusalReason } from "./admission.ts";
+import type { Tally } from "./pump.ts";
+import type { ExpiryReason } from "./timers.ts";
+
+/** Counters for the life of a server. */
+export class Stats implements Tally {
+  /** Connections accepted from the OS, admitted or not. */
+  accepted = 0;
+  /** Connections open now. */
+  active = 0;
+  /** Bytes read from peers. */
+  bytesIn = 0;
+  /** Bytes written back to peers. */
+  bytesOut = 0;
+  /** Failed accept calls (descriptor exhaustion and the like). */
+  acceptErrors = 0;
+  /** Connections refused at admission, by reason. */
+  refused: Record<RefusalReason, number> = {
+    "max-conns": 0,
+    "max-conns-per-ip": 0,
+  };
+  /** Connections ended by echod's limits, by reason. */
+  expired: Record<ExpiryReason, number> = {
+    "idle-timeout": 0,
+    "max-lifetime": 0,
+  };
+
+  /** All connections refused at admission. */
+  get refusedTotal(): number {
+    return this.refused["max-conns"] + this.refused["max-conns-per-ip"];
+  }
+
+  /** A plain-object copy, flat, for a log record's properties. */
+  snapshot(): Record<string, number> {
+    return {
+      active: this.active,
+      accepted: this.accepted,
+      refused: this.refusedTotal,
+      refusedMaxConns: this.refused["max-conns"],
+      refusedMaxConnsPerIp: this.refused["max-conns-per-ip"],
+      idleTimeouts: this.expired["idle-timeout"],
+      lifetimeEnds: this.expired["max-lifetime"],
+      acceptErrors: this.acceptErrors,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+    };
+  }
+}
+
+/** Default period of the stats line, in milliseconds. */
+export const DEFAULT_STATS_INTERVAL = 60_000;
+
+/** A running stats reporter. */
+export interface StatsReporter {
+  /** Stops reporting. */
+  stop(): void;
+}
+
+/**
+ * Logs `stats` at info level every `intervalMs`, with byte and accept rates
+ * over the last interval. Returns `undefined` when `intervalMs` is 0.
+ */
+export function startStatsReporter(
+  stats: Stats,
+  intervalMs: number,
+  log: Logger,
+): StatsReporter | undefined {
+  if (intervalMs <= 0) return undefined;
+  let lastAt = performance.now();
+  let last = stats.snapshot();
+  const id = setInterval(function report() {
+    const nowAt = performance.now();
+    const now = stats.snapshot();
+    const seconds = (nowAt - lastAt) / 1_000;
+    log.info(
+      "stats: {active} active, {accepted} accepted, {refused} refused, " +
+        "{bytesIn} bytes in, {bytesOut} bytes out, " +
+        "{acceptRate} conn/s, {inRate} B/s in, {outRate} B/s out",
+      {
+        ...now,
+        acceptRate: round((now.accepted - last.accepted) / seconds),
+        inRate: round((now.bytesIn - last.bytesIn) / seconds),
+        outRate: round((now.bytesOut - last.bytesOut) / seconds),
+      },
+    );
+    last = now;
+    lastAt = nowAt;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(id);
+    },
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env -S deno run --allow-net
+/**
+ * echod: a TCP echo server (RFC 862) on IPv6 and IPv4.
+ *
+ * ```sh
+ * deno run --allow-net main.ts --help
+ * ```
+ *
+ * Parses the command line and dispatches; each command lives in `lib/`.
+ *
+ * @module
+ */
+
+import { helpText, parseCommandLine } from "./lib/cli.ts";
+import { EXIT_RUNTIME, RuntimeError, UsageError } from "./lib/errors.ts";
+import { runServe } from "./lib/run_serve.ts";
+import { versionText } from "./lib/version.ts";
+
+async function main(args: string[]): Promise<number> {
+  const command = parseCommandLine(args);
+  switch (command.kind) {
+    case "help":
+      console.log(helpText());
+      return 0;
+    case "version":
+      console.log(versionText());
+      return 0;
+    case "serve":
+      return await runServe(command.config);
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    if (!(error instanceof UsageError || error instanceof RuntimeError)) {
+      throw error;
+    }
+    console.error(`echod: ${error.message}`);
+    code = error instanceof UsageError ? error.exitCode : EXIT_RUNTIME;
+  }
+  Deno.exit(code);
+}

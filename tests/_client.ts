@@ -1,0 +1,99 @@
+/**
+ * Client-side helpers for tests: exact reads, echo round trips, and
+ * deterministic pseudo-random data so a test can check every byte.
+ *
+ * @module
+ */
+
+/** Connects over TCP. */
+export function connect(hostname: string, port: number): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname, port });
+}
+
+/** Writes all of `data`. */
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+): Promise<void> {
+  for (let sent = 0; sent < data.length;) {
+    sent += await conn.write(data.subarray(sent));
+  }
+}
+
+/** Reads exactly `n` bytes, or throws if the peer closes first. */
+export async function readExactly(
+  conn: Deno.Conn,
+  n: number,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  for (let got = 0; got < n;) {
+    const r = await conn.read(out.subarray(got));
+    if (r === null) throw new Error(`peer closed after ${got} of ${n} bytes`);
+    got += r;
+  }
+  return out;
+}
+
+/** Reads until the peer closes; returns everything read. */
+export async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const r = await conn.read(buf);
+    if (r === null) break;
+    chunks.push(buf.slice(0, r));
+    total += r;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Resolves `true` when the peer closes (read returns EOF or the
+ * connection is reset) without sending anything.
+ */
+export async function closedByPeer(conn: Deno.Conn): Promise<boolean> {
+  try {
+    return (await conn.read(new Uint8Array(1))) === null;
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionReset;
+  }
+}
+
+/** Sends `text` and returns what comes back (same length). */
+export async function roundTrip(
+  conn: Deno.Conn,
+  text: string,
+): Promise<string> {
+  const data = new TextEncoder().encode(text);
+  await writeAll(conn, data);
+  return new TextDecoder().decode(await readExactly(conn, data.length));
+}
+
+/** Deterministic pseudo-random bytes (xorshift32) from `seed`. */
+export function pattern(length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Closes without throwing if already closed. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Test harness: runs echod as users do (`deno run --allow-net main.ts`), in
+ * JSON log mode, and exposes its log records as they arrive so tests can
+ * wait on them instead of sleeping.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** The repository root (where main.ts is). */
+export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
+
+/** One JSON Lines log record from echod. */
+export type LogRecord = Record<string, unknown> & {
+  level: string;
+  message: string;
+  logger: string;
+};
+
+/** How to start echod. */
+export interface StartOptions {
+  /** Deno permission flags. @default {["--allow-net"]} */
+  permissions?: string[];
+  /** Shell commands run before exec, e.g. `ulimit -n 64`. */
+  shellPrefix?: string;
+  /** Wait for the "listening" record. @default {true} */
+  waitReady?: boolean;
+}
+
+/** A running echod process. */
+export class Echod {
+  /** Every log record so far. */
+  readonly records: LogRecord[] = [];
+  /** Lines on stderr that were not JSON (should stay empty). */
+  readonly otherLines: string[] = [];
+  /** The port from the "listening" record. */
+  port = 0;
+  /** The "listening" record. */
+  ready?: LogRecord;
+  #child: Deno.ChildProcess;
+  #waiters: {
+    match: (r: LogRecord) => boolean;
+    resolve: (r: LogRecord) => void;
+  }[] = [];
+  #stderrDone: Promise<void>;
+  #stdout: Promise<string>;
+  #status?: Promise<Deno.CommandStatus>;
+
+  constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#stderrDone = this.#readStderr();
+    this.#stdout = new Response(child.stdout).text();
+  }
+
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async #readStderr(): Promise<void> {
+    const lines = this.#child.stderr.pipeThrough(new TextDecoderStream())
+      .pipeThrough(lineSplitter());
+    for await (const line of lines) {
+      let record: LogRecord;
+      try {
+        record = JSON.parse(line);
+      } catch {
+        this.otherLines.push(line);
+        continue;
+      }
+      this.records.push(record);
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.match(record)) return true;
+        w.resolve(record);
+        return false;
+      });
+    }
+  }
+
+  /**
+   * Resolves with the first record (past or future) that `match` accepts.
+   * Rejects after `timeoutMs` (a guard against a hung test, not a sleep).
+   */
+  waitFor(
+    match: (r: LogRecord) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<LogRecord> {
+    const seen = this.records.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `no matching log record within ${timeoutMs} ms; got:\n${
+              this.records.map((r) => JSON.stringify(r)).join("\n")
+            }\n${this.otherLines.join("\n")}`,
+          ),
+        );
+      }, timeoutMs);
+      this.#waiters.push({
+        match,
+        resolve(r) {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+    });
+  }
+
+  /** Waits for a record whose message contains `text`. */
+  waitForMessage(text: string, timeoutMs?: number): Promise<LogRecord> {
+    return this.waitFor((r) => r.message.includes(text), timeoutMs);
+  }
+
+  /** Sends a signal. */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    this.#child.kill(signal);
+  }
+
+  /** Waits for exit; returns the status and everything printed. */
+  async exited(): Promise<{ code: number; stdout: string }> {
+    this.#status ??= this.#child.status;
+    const status = await this.#status;
+    await this.#stderrDone;
+    return { code: status.code, stdout: await this.#stdout };
+  }
+
+  /** Signals (SIGTERM by default) and waits for exit. */
+  async stop(
+    signal: Deno.Signal = "SIGTERM",
+  ): Promise<{ code: number; stdout: string }> {
+    try {
+      this.kill(signal);
+    } catch {
+      // Already gone.
+    }
+    return await this.exited();
+  }
+
+  /**
+   * Resident set size in bytes (Linux). Read through `cat`, since Deno
+   * grants /proc only with --allow-all.
+   */
+  async rss(): Promise<number> {
+    const output = await new Deno.Command("cat", {
+      args: [`/proc/${this.pid}/status`],
+    })
+      .output();
+    const kb = /VmRSS:\s+(\d+) kB/.exec(
+      new TextDecoder().decode(output.stdout),
+    );
+    if (!kb) throw new Error(`no VmRSS for process ${this.pid}`);
+    return Number(kb[1]) * 1024;
+  }
+}
+
+/** Starts `main.ts serve --port 0 --log-format json ...args` and waits until it listens. */
+export async function startEchod(
+  args: string[] = [],
+  options: StartOptions = {},
+): Promise<Echod> {
+  const permissions = options.permissions ?? ["--allow-net"];
+  const argv = [
+    "run",
+    ...permissions,
+    "--no-prompt",
+    "main.ts",
+    "--port",
+    "0",
+    "--log-format",
+    "json",
+    ...args,
+  ];
+  const command = options.shellPrefix
+    ? new Deno.Command("sh", {
+      args: [
+        "-c",
+        `${options.shellPrefix}; exec "$0" "$@"`,
+        Deno.execPath(),
+        ...argv,
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
+    : new Deno.Command(Deno.execPath(), {
+      args: argv,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const echod = new Echod(command.spawn());
+  if (options.waitReady ?? true) {
+    const ready = await Promise.race([
+      echod.waitForMessage("listening on"),
+      echod.exited().then(({ code }) => {
+        throw new Error(
+          `echod exited with ${code} before listening:\n${
+            echod.otherLines.join("\n")
+          }`,
+        );
+      }),
+    ]);
+    echod.ready = ready;
+    echod.port = ready.port as number;
+  }
+  return echod;
+}
+
+/** Runs `deno run <permissions> main.ts ...args` to completion. */
+export async function runEchod(
+  args: string[],
+  permissions: string[] = ["--allow-net"],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, "--no-prompt", "main.ts", ...args],
+    cwd: ROOT,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      for (const part of parts) if (part !== "") controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest !== "") controller.enqueue(rest);
+    },
+  });
+}
