@@ -57,8 +57,7 @@ const OPTIONS: OptionSpec[] = [
     kind: "string",
     value: "ADDR",
     multiple: true,
-    help:
-      "listen on this IP address only; repeat for more (default: all IPv6 and IPv4 addresses)",
+    help: "listen on this IP address only; repeat for more (default: all IPv6 and IPv4 addresses)",
   },
   {
     name: "port",
@@ -71,8 +70,7 @@ const OPTIONS: OptionSpec[] = [
     name: "max-conns",
     kind: "string",
     value: "N",
-    help:
-      `most connections open at once, 0 for no limit (default: ${DEFAULT_MAX_CONNS})`,
+    help: `most connections open at once, 0 for no limit (default: ${DEFAULT_MAX_CONNS})`,
   },
   {
     name: "max-conns-per-ip",
@@ -85,10 +83,9 @@ const OPTIONS: OptionSpec[] = [
     name: "idle-timeout",
     kind: "string",
     value: "DURATION",
-    help:
-      `close a connection with no traffic for this long, 0 for never (default: ${
-        formatDuration(DEFAULT_IDLE_TIMEOUT)
-      })`,
+    help: `close a connection with no traffic for this long, 0 for never (default: ${
+      formatDuration(DEFAULT_IDLE_TIMEOUT)
+    })`,
   },
   {
     name: "max-lifetime",
@@ -102,10 +99,9 @@ const OPTIONS: OptionSpec[] = [
     name: "drain-timeout",
     kind: "string",
     value: "DURATION",
-    help:
-      `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
-        formatDuration(DEFAULT_DRAIN_TIMEOUT)
-      })`,
+    help: `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
+      formatDuration(DEFAULT_DRAIN_TIMEOUT)
+    })`,
   },
   {
     name: "stats-interval",
@@ -131,8 +127,7 @@ const OPTIONS: OptionSpec[] = [
     name: "log-file",
     kind: "string",
     value: "PATH",
-    help:
-      "append the log to this file instead of stderr (needs --allow-write=PATH under deno run)",
+    help: "append the log to this file instead of stderr (needs --allow-write=PATH under deno run)",
   },
   {
     name: "help",
@@ -153,9 +148,7 @@ export function helpText(): string {
   const width = Math.max(
     ...OPTIONS.map((o) => optionLabel(o).length),
   );
-  const lines = OPTIONS.map((o) =>
-    `  ${optionLabel(o).padEnd(width)}  ${o.help}`
-  );
+  const lines = OPTIONS.map((o) => `  ${optionLabel(o).padEnd(width)}  ${o.help}`);
   return [
     "echod: TCP echo server (RFC 862) on IPv6 and IPv4",
     "",
@@ -199,9 +192,7 @@ export function parseCommandLine(args: string[]): Command {
       if (!COMMANDS.includes(token.value)) {
         const near = hint(token.value, COMMANDS, "");
         throw new UsageError(
-          `unknown command '${token.value}'${
-            near || `: commands are ${COMMANDS.join(", ")}`
-          }`,
+          `unknown command '${token.value}'${near || `: commands are ${COMMANDS.join(", ")}`}`,
         );
       }
       command = token.value;
@@ -225,12 +216,6 @@ export function parseCommandLine(args: string[]): Command {
       continue;
     }
     if (token.value === undefined) {
-      const next = args[token.index + 1];
-      if (next !== undefined && /^-\d/.test(next)) {
-        throw new UsageError(
-          `--${spec.name} must not be negative (got ${next})`,
-        );
-      }
       throw new UsageError(
         `--${spec.name} needs a value (--${spec.name} ${spec.value})`,
       );
@@ -296,9 +281,7 @@ function serveConfig(values: Map<string, string[]>): ServeConfig {
 }
 
 function parseHost(text: string): string {
-  const bare = text.startsWith("[") && text.endsWith("]")
-    ? text.slice(1, -1)
-    : text;
+  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
   if (isIP(bare) === 0) {
     throw new UsageError(
       `--host ${text} is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
@@ -344,11 +327,12 @@ function parseTime(
   fallback: number,
 ): number {
   if (text === undefined) return fallback;
+  if (text.startsWith("-")) {
+    throw new UsageError(`--${name} must not be negative (got ${text})`);
+  }
   const ms = parseDuration(text);
   if (ms === undefined) {
-    const unitless = /^\d+(\.\d+)?$/.test(text)
-      ? ` (a number needs a unit: ${text}s?)`
-      : "";
+    const unitless = /^\d+(\.\d+)?$/.test(text) ? ` (a number needs a unit: ${text}s?)` : "";
     throw new UsageError(
       `--${name} '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
     );
@@ -365,9 +349,7 @@ function parseChoice<T extends string>(
   if (text === undefined) return fallback;
   if ((choices as readonly string[]).includes(text)) return text as T;
   throw new UsageError(
-    `--${name} '${text}' is not one of ${choices.join(", ")}${
-      hint(text, choices, "")
-    }`,
+    `--${name} '${text}' is not one of ${choices.join(", ")}${hint(text, choices, "")}`,
   );
 }
 
@@ -380,9 +362,7 @@ function parseArgsSpec(
   o: OptionSpec,
 ): { type: "string" | "boolean"; short?: string } {
   // parseArgs rejects keys that are present but undefined.
-  return o.short === undefined
-    ? { type: o.kind }
-    : { type: o.kind, short: o.short };
+  return o.short === undefined ? { type: o.kind } : { type: o.kind, short: o.short };
 }
 
 function optionLabel(o: OptionSpec): string {
@@ -405,6 +385,9 @@ function hint(
       bestDistance = d;
     }
   }
+  // "warn" → "warning": a clear prefix is as good as a near miss.
+  const extended = candidates.find((c) => word.length >= 3 && c.startsWith(word));
+  if (extended !== undefined) return `: did you mean ${prefix}${extended}?`;
   const close = bestDistance <= Math.max(2, Math.floor(word.length / 3));
   return best !== undefined && close ? `: did you mean ${prefix}${best}?` : "";
 }

@@ -63,9 +63,7 @@ export function bind(options: BindOptions = {}): Binding {
 /** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
 export function formatAddr(addr: Deno.Addr): string {
   const { hostname, port } = addr as Deno.NetAddr;
-  return hostname.includes(":")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 function bindExactly(hosts: string[], port: number): Binding {
@@ -121,9 +119,7 @@ function open(hostname: string, port: number): Deno.TcpListener {
 }
 
 function explain(error: unknown, hostname: string, port: number): Error {
-  const where = `${
-    hostname.includes(":") ? `[${hostname}]` : hostname
-  }:${port}`;
+  const where = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   if (error instanceof Deno.errors.NotCapable) {
     return new UsageError(
       "network permission was not granted: run deno with --allow-net",

@@ -29,10 +29,8 @@ export async function runServe(config: ServeConfig): Promise<number> {
     await closeLogging();
     throw error;
   }
-  announce(server, config);
-  const reporter = startStatsReporter(server.stats, config.statsInterval, log);
-
-  const signal = await new Promise<Deno.Signal>((resolve) => {
+  // Listen before announcing, so a signal sent on readiness is not lost.
+  const stopSignal = new Promise<Deno.Signal>((resolve) => {
     let received = false;
     for (const name of STOP_SIGNALS) {
       Deno.addSignalListener(name, function onSignal() {
@@ -49,6 +47,10 @@ export async function runServe(config: ServeConfig): Promise<number> {
       });
     }
   });
+  announce(server, config);
+  const reporter = startStatsReporter(server.stats, config.statsInterval, log);
+
+  const signal = await stopSignal;
   log.info("received {signal}: no longer accepting connections", { signal });
   await server.shutdown({ drainTimeout: config.drainTimeout });
   reporter?.stop();

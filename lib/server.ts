@@ -6,18 +6,8 @@
  */
 
 import { acceptLoop } from "./accept.ts";
-import {
-  Admission,
-  type AdmissionOptions,
-  peerKey,
-  type RefusalReason,
-} from "./admission.ts";
-import {
-  bind,
-  type BindOptions,
-  formatAddr,
-  type StackMode,
-} from "./listen.ts";
+import { Admission, type AdmissionOptions, peerKey, type RefusalReason } from "./admission.ts";
+import { bind, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
 import { pump, type PumpOptions } from "./pump.ts";
 import { Stats } from "./stats.ts";
@@ -210,9 +200,7 @@ export function serve(options: ServeOptions = {}): Server {
   function logRefusal(ip: string, reason: RefusalReason): void {
     const held = refusalThrottle.take();
     if (held === undefined) return;
-    const limit = reason === "max-conns"
-      ? options.maxConns
-      : options.maxConnsPerIp;
+    const limit = reason === "max-conns" ? options.maxConns : options.maxConnsPerIp;
     log.warning(
       "refused {ip}: {reason} limit reached ({refused} refused so far, {held} refusals not logged)",
       { ip, reason, limit, refused: stats.refusedTotal, held },

@@ -198,9 +198,7 @@ export async function startEchod(
       echod.waitForMessage("listening on"),
       echod.exited().then(({ code }) => {
         throw new Error(
-          `echod exited with ${code} before listening:\n${
-            echod.otherLines.join("\n")
-          }`,
+          `echod exited with ${code} before listening:\n${echod.otherLines.join("\n")}`,
         );
       }),
     ]);

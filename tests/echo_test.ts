@@ -76,11 +76,7 @@ Deno.test("64 MiB in random chunks comes back byte-exact (SHA-256)", async () =>
   try {
     const sent = createHash("sha256");
     const received = createHash("sha256");
-    let seed = 12345;
-    function random(max: number): number {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return 1 + (seed % max);
-    }
+    const random = sizes(12345);
     const writer = (async () => {
       for (let at = 0; at < total;) {
         const size = Math.min(random(200_000), total - at);
@@ -152,7 +148,9 @@ Deno.test("a peer that writes 256 MiB but does not read cannot grow echod's memo
       await new Promise((r) => setTimeout(r, 500));
     }
     const rss = await echod.rss();
-    console.log(`stalled after ${written} bytes; echod RSS ${baseline} -> ${rss}`);
+    console.log(
+      `stalled after ${written} bytes; echod RSS ${baseline} -> ${rss}`,
+    );
     assert.ok(
       written < chunks * MiB,
       `writer never stalled (${written} bytes written)`,
@@ -207,3 +205,11 @@ Deno.test("many concurrent clients are each echoed their own bytes", async () =>
     await echod.stop();
   }
 });
+
+/** A seeded generator of sizes from 1 to `max`, for reproducible chunking. */
+function sizes(seed: number): (max: number) => number {
+  return function next(max: number): number {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return 1 + (seed % max);
+  };
+}

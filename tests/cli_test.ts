@@ -1,0 +1,185 @@
+/**
+ * The command line: every bad input gives one line on stderr and the right
+ * exit code, through the real process; parsing details in-process.
+ */
+
+import assert from "node:assert/strict";
+import { parseCommandLine } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { runEchod, startEchod } from "./_echod.ts";
+
+const BAD_INPUTS: [string[], string][] = [
+  [["--prot", "5"], "unknown option --prot: did you mean --port?"],
+  [["--max-con", "5"], "unknown option --max-con: did you mean --max-conns?"],
+  [["--frobnicate"], "unknown option --frobnicate"],
+  [["-x"], "unknown option -x"],
+  [["--port", "70000"], "port 70000 is out of range (0-65535)"],
+  [["--port", "-1"], "port -1 is out of range (0-65535)"],
+  [["--port", "http"], "port 'http' is not a number: use 0-65535"],
+  [["--port"], "--port needs a value (--port PORT)"],
+  [
+    ["--idle-timeout", "30"],
+    "--idle-timeout '30' is not a duration (a number needs a unit: 30s?): use e.g. 500ms, 30s, 10m, 1h, or 0",
+  ],
+  [
+    ["--max-lifetime", "1d"],
+    "--max-lifetime '1d' is not a duration: use e.g. 500ms, 30s, 10m, 1h, or 0",
+  ],
+  [
+    ["--drain-timeout", "-5s"],
+    "--drain-timeout must not be negative (got -5s)",
+  ],
+  [["--max-conns", "-5"], "--max-conns must not be negative (got -5)"],
+  [
+    ["--max-conns=-5"],
+    "--max-conns must not be negative (got -5); 0 means no limit",
+  ],
+  [
+    ["--max-conns-per-ip", "ten"],
+    "--max-conns-per-ip 'ten' is not a whole number; 0 means no limit",
+  ],
+  [
+    ["--host", "localhost"],
+    "--host localhost is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::",
+  ],
+  [
+    ["--host", "300.1.1.1"],
+    "--host 300.1.1.1 is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::",
+  ],
+  [["--host", "::1", "--host", "[::1]"], "--host ::1 is given twice"],
+  [
+    ["--log-level", "verbose"],
+    "--log-level 'verbose' is not one of error, warning, info, debug",
+  ],
+  [
+    ["--log-level", "warn"],
+    "--log-level 'warn' is not one of error, warning, info, debug: did you mean warning?",
+  ],
+  [["--log-format", "yaml"], "--log-format 'yaml' is not one of text, json"],
+  [["--help=yes"], "--help takes no value"],
+  [["srve"], "unknown command 'srve': did you mean serve?"],
+  [["frobnicate"], "unknown command 'frobnicate': commands are serve, help"],
+  [["serve", "extra"], "unexpected argument 'extra': options start with --"],
+];
+
+for (const [args, message] of BAD_INPUTS) {
+  Deno.test(`echod ${args.join(" ")} → exit 2: ${message}`, async () => {
+    const { code, stdout, stderr } = await runEchod(args);
+    assert.equal(code, 2);
+    assert.equal(stdout, "");
+    // One line, the message, no stack trace.
+    assert.equal(stderr.split("\n").length, 2, stderr);
+    assert.ok(stderr.startsWith(`echod: ${message}`), stderr);
+  });
+}
+
+Deno.test("a port already in use → exit 1 with one line", async () => {
+  const first = await startEchod();
+  try {
+    const { code, stderr } = await runEchod(["--port", String(first.port)]);
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      `echod: port ${first.port} is already in use ([::]:${first.port}): stop the program using it or choose another --port\n`,
+    );
+  } finally {
+    await first.stop();
+  }
+});
+
+Deno.test("a port below 1024 without privilege → exit 1 with one line", async (t) => {
+  // As root, drop CAP_NET_BIND_SERVICE for the child; as another user the
+  // OS refuses anyway.
+  const id = await new Deno.Command("id", { args: ["-u"] }).output();
+  const isRoot = new TextDecoder().decode(id.stdout).trim() === "0";
+  const setpriv = await new Deno.Command("setpriv", { args: ["--help"] })
+    .output()
+    .then((o) => o.success, () => false);
+  if (isRoot && !setpriv) {
+    console.log(
+      "skipped: running as root and setpriv (util-linux) is not installed",
+    );
+    return;
+  }
+  const prefix = isRoot
+    ? [
+      "setpriv",
+      "--inh-caps=-net_bind_service",
+      "--bounding-set=-net_bind_service",
+    ]
+    : [];
+  const [program, ...rest] = [...prefix, Deno.execPath()];
+  const output = await new Deno.Command(program, {
+    args: [
+      ...rest,
+      "run",
+      "--allow-net",
+      "--no-prompt",
+      "main.ts",
+      "--port",
+      "7",
+    ],
+    cwd: new URL("..", import.meta.url),
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  await t.step("exit code 1", () => assert.equal(output.code, 1, stderr));
+  assert.equal(
+    stderr,
+    "echod: the OS denied listening on [::]:7: ports below 1024 need root or CAP_NET_BIND_SERVICE; choose --port 1024 or above\n",
+  );
+});
+
+Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts", () => {
+  const plain = parseCommandLine([]);
+  assert.equal(plain.kind, "serve");
+  if (plain.kind !== "serve") return;
+  assert.deepEqual(plain.config.server, {
+    hosts: [],
+    port: 40007,
+    maxConns: 10_000,
+    maxConnsPerIp: 64,
+    idleTimeout: 300_000,
+    maxLifetime: 3_600_000,
+  });
+  assert.equal(plain.config.drainTimeout, 10_000);
+  assert.equal(plain.config.statsInterval, 60_000);
+  assert.deepEqual(plain.config.log, {
+    level: "info",
+    format: "text",
+    file: undefined,
+  });
+
+  const full = parseCommandLine([
+    "serve",
+    "--host=::1",
+    "--host",
+    "[::]",
+    "-p",
+    "0",
+    "--idle-timeout",
+    "500ms",
+    "--max-lifetime",
+    "1.5h",
+    "--max-conns",
+    "0",
+    "--log-level",
+    "debug",
+  ]);
+  assert.equal(full.kind, "serve");
+  if (full.kind !== "serve") return;
+  assert.deepEqual(full.config.server.hosts, ["::1", "::"]);
+  assert.equal(full.config.server.port, 0);
+  assert.equal(full.config.server.idleTimeout, 500);
+  assert.equal(full.config.server.maxLifetime, 5_400_000);
+  assert.equal(full.config.server.maxConns, 0);
+  assert.equal(full.config.log.level, "debug");
+});
+
+Deno.test("parseCommandLine: --help and --version win over other options", () => {
+  assert.deepEqual(parseCommandLine(["--port", "1", "--help"]), {
+    kind: "help",
+  });
+  assert.deepEqual(parseCommandLine(["help"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["-V"]), { kind: "version" });
+  assert.throws(() => parseCommandLine(["--nope", "--help"]), UsageError);
+});
