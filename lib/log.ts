@@ -9,7 +9,6 @@
 import {
   configure,
   dispose,
-  getJsonLinesFormatter,
   getLogger,
   getTextFormatter,
   type Logger,
@@ -63,7 +62,7 @@ export function getLog(...category: string[]): Logger {
  */
 export async function setupLogging(options: LogOptions = {}): Promise<void> {
   const formatter = options.format === "json"
-    ? getJsonLinesFormatter({ properties: "flatten" })
+    ? jsonLine
     : getTextFormatter({ timestamp: "rfc3339", level: "ABBR", value: "bare" });
   const sink = options.file === undefined
     ? stderrSink(formatter)
@@ -120,6 +119,20 @@ export class LogThrottle {
     this.#held = 0;
     return held;
   }
+}
+
+/**
+ * One JSON object per record: timestamp, level, logger, the message with
+ * values rendered bare, and every property as a top-level field.
+ */
+function jsonLine(record: LogRecord): string {
+  return JSON.stringify({
+    "@timestamp": new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    logger: record.category.join("."),
+    message: record.message.map(String).join(""),
+    ...record.properties,
+  }) + "\n";
 }
 
 function stderrSink(formatter: TextFormatter): Sink {

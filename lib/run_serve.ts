@@ -72,17 +72,13 @@ function announce(server: Server, config: ServeConfig): void {
       },
     );
   }
-  const how = {
-    "dual-stack": " (IPv4 too, through the dual-stack IPv6 socket)",
-    "two-listeners": "",
-    "ipv4-only": "",
-    "explicit": "",
-  }[server.mode];
   const { maxConns, maxConnsPerIp, idleTimeout, maxLifetime } = config.server;
-  log.info("echod {version} listening on {addresses}{how}", {
+  const template = server.mode === "dual-stack"
+    ? "echod {version} listening on {addresses} (IPv4 too, through the dual-stack IPv6 socket)"
+    : "echod {version} listening on {addresses}";
+  log.info(template, {
     version: VERSION,
     addresses: server.addresses.join(", "),
-    how,
     port: server.port,
     mode: server.mode,
     maxConns,

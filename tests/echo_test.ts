@@ -20,7 +20,12 @@ import { startEchod } from "./_echod.ts";
 Deno.test("one server answers on both 127.0.0.1 and ::1 by default", async () => {
   const echod = await startEchod();
   try {
-    assert.match(String(echod.ready?.addresses), /\[::\]:\d+/);
+    assert.equal(echod.ready?.addresses, `[::]:${echod.port}`);
+    assert.equal(echod.ready?.mode, "dual-stack");
+    assert.equal(
+      echod.ready?.message,
+      `echod ${echod.ready?.version} listening on [::]:${echod.port} (IPv4 too, through the dual-stack IPv6 socket)`,
+    );
     for (const host of ["127.0.0.1", "::1"]) {
       const conn = await connect(host, echod.port);
       assert.equal(
