@@ -11,8 +11,10 @@
  * @module
  */
 
-import { helpText, parseCommandLine } from "./lib/cli.ts";
+import { parseCommandLine } from "./lib/cli.ts";
 import { EXIT_RUNTIME, RuntimeError, UsageError } from "./lib/errors.ts";
+import { runBenchCommand } from "./lib/run_bench.ts";
+import { runClient } from "./lib/run_client.ts";
 import { runServe } from "./lib/run_serve.ts";
 import { versionText } from "./lib/version.ts";
 
@@ -20,13 +22,17 @@ async function main(args: string[]): Promise<number> {
   const command = parseCommandLine(args);
   switch (command.kind) {
     case "help":
-      console.log(helpText());
+      console.log(command.text);
       return 0;
     case "version":
       console.log(versionText());
       return 0;
     case "serve":
       return await runServe(command.config);
+    case "client":
+      return await runClient(command.config);
+    case "bench":
+      return await runBenchCommand(command.config);
   }
 }
 

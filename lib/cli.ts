@@ -1,8 +1,9 @@
 /**
- * The command line: `echod [serve] [options]`, `echod --help`,
- * `echod --version`. Parsing turns argv into a {@linkcode Command} or throws
- * {@linkcode UsageError} with one line that says what was wrong and what to
- * do. Nothing here reads the environment or the file system.
+ * The command line: `echod [serve] [options]`, `echod client HOST:PORT`,
+ * `echod bench HOST:PORT`, `--help` and `--version`. Parsing turns argv
+ * into a {@linkcode Command} or throws {@linkcode UsageError} with one line
+ * that says what was wrong and what to do. Nothing here reads the
+ * environment or the file system.
  *
  * @module
  */
@@ -10,7 +11,7 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./admission.ts";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { BENCH_MODES, type BenchMode } from "./bench.ts";
 import { UsageError } from "./errors.ts";
 import { DEFAULT_PORT } from "./listen.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "./log.ts";
@@ -21,6 +22,7 @@ import {
   type ServeOptions,
 } from "./server.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
+import { formatDuration, parseDuration, parseSize } from "./units.ts";
 
 /** Everything the `serve` command runs with. */
 export interface ServeConfig {
@@ -34,13 +36,61 @@ export interface ServeConfig {
   log: LogOptions;
 }
 
+/** A host and port to connect to. */
+export interface Target {
+  /** Host name or IP address (no brackets). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** Everything the `client` command runs with. */
+export interface ClientConfig {
+  /** Where to connect. */
+  target: Target;
+  /** Address family to force when `target.host` is a name. */
+  family?: 4 | 6;
+  /** Milliseconds to wait for the connection. */
+  connectTimeout: number;
+}
+
+/** Everything the `bench` command runs with. */
+export interface BenchConfig {
+  /** Where to send load. */
+  target: Target;
+  /** What to measure. */
+  mode: BenchMode;
+  /** Concurrent connections. */
+  connections: number;
+  /** Message (rr) or write (stream) size in bytes. */
+  size: number;
+  /** Stream mode: bytes in flight per connection. */
+  window: number;
+  /** Milliseconds to measure. */
+  duration: number;
+  /** Messages or connections to complete instead of a duration; 0 for none. */
+  count: number;
+  /** Open-loop rate per second; 0 for closed loop. */
+  rate: number;
+  /** Milliseconds of warm-up. */
+  warmup: number;
+  /** Web Workers to spread the connections over. */
+  workers: number;
+  /** Milliseconds to wait for each connection. */
+  connectTimeout: number;
+  /** Print the report as JSON. */
+  json: boolean;
+  /** Write an HTML report to this file. */
+  html?: string;
+}
+
 /** What the command line asks for. */
 export type Command =
-  | { kind: "help" }
+  | { kind: "help"; text: string }
   | { kind: "version" }
-  | { kind: "serve"; config: ServeConfig };
-
-const COMMANDS = ["serve", "help"];
+  | { kind: "serve"; config: ServeConfig }
+  | { kind: "client"; config: ClientConfig }
+  | { kind: "bench"; config: BenchConfig };
 
 interface OptionSpec {
   name: string;
@@ -51,119 +101,256 @@ interface OptionSpec {
   help: string;
 }
 
-const OPTIONS: OptionSpec[] = [
-  {
-    name: "host",
-    kind: "string",
-    value: "ADDR",
-    multiple: true,
-    help: "listen on this IP address only; repeat for more (default: all IPv6 and IPv4 addresses)",
-  },
-  {
-    name: "port",
-    kind: "string",
-    short: "p",
-    value: "PORT",
-    help: `TCP port, 0 to let the OS pick (default: ${DEFAULT_PORT})`,
-  },
-  {
-    name: "max-conns",
-    kind: "string",
-    value: "N",
-    help: `most connections open at once, 0 for no limit (default: ${DEFAULT_MAX_CONNS})`,
-  },
-  {
-    name: "max-conns-per-ip",
-    kind: "string",
-    value: "N",
-    help:
-      `most connections from one address, 0 for no limit (default: ${DEFAULT_MAX_CONNS_PER_IP})`,
-  },
-  {
-    name: "idle-timeout",
-    kind: "string",
-    value: "DURATION",
-    help: `close a connection with no traffic for this long, 0 for never (default: ${
-      formatDuration(DEFAULT_IDLE_TIMEOUT)
-    })`,
-  },
-  {
-    name: "max-lifetime",
-    kind: "string",
-    value: "DURATION",
-    help: `close any connection after this long, 0 for never (default: ${
-      formatDuration(DEFAULT_MAX_LIFETIME)
-    })`,
-  },
-  {
-    name: "drain-timeout",
-    kind: "string",
-    value: "DURATION",
-    help: `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
-      formatDuration(DEFAULT_DRAIN_TIMEOUT)
-    })`,
-  },
-  {
-    name: "stats-interval",
-    kind: "string",
-    value: "DURATION",
-    help: `log a stats line this often, 0 for never (default: ${
-      formatDuration(DEFAULT_STATS_INTERVAL)
-    })`,
-  },
-  {
-    name: "log-level",
-    kind: "string",
-    value: "LEVEL",
-    help: `${LOG_LEVELS.join(", ")} (default: info)`,
-  },
-  {
-    name: "log-format",
-    kind: "string",
-    value: "FORMAT",
-    help: "text, or json for JSON Lines (default: text)",
-  },
-  {
-    name: "log-file",
-    kind: "string",
-    value: "PATH",
-    help: "append the log to this file instead of stderr (needs --allow-write=PATH under deno run)",
-  },
-  {
-    name: "help",
-    kind: "boolean",
-    short: "h",
-    help: "show this help and exit",
-  },
-  {
-    name: "version",
-    kind: "boolean",
-    short: "V",
-    help: "show the version and exit",
-  },
-];
+interface CommandSpec {
+  name: "serve" | "client" | "bench";
+  summary: string;
+  usage: string;
+  target: boolean;
+  options: OptionSpec[];
+  examples: string[];
+}
 
-/** The text `echod --help` prints. */
-export function helpText(): string {
-  const width = Math.max(
-    ...OPTIONS.map((o) => optionLabel(o).length),
-  );
-  const lines = OPTIONS.map((o) => `  ${optionLabel(o).padEnd(width)}  ${o.help}`);
+const HELP: OptionSpec = {
+  name: "help",
+  kind: "boolean",
+  short: "h",
+  help: "show this help and exit",
+};
+
+const CONNECT_TIMEOUT: OptionSpec = {
+  name: "connect-timeout",
+  kind: "string",
+  value: "DURATION",
+  help: "give up on a connection not open after this long (default: 5s)",
+};
+
+const SERVE: CommandSpec = {
+  name: "serve",
+  summary: "run the echo server (the default command)",
+  usage: "echod [serve] [options]",
+  target: false,
+  options: [
+    {
+      name: "host",
+      kind: "string",
+      value: "ADDR",
+      multiple: true,
+      help: "listen on this IP address only; repeat for more (default: all IPv6 and IPv4)",
+    },
+    {
+      name: "port",
+      kind: "string",
+      short: "p",
+      value: "PORT",
+      help: `TCP port, 0 to let the OS pick (default: ${DEFAULT_PORT})`,
+    },
+    {
+      name: "max-conns",
+      kind: "string",
+      value: "N",
+      help: `most connections open at once, 0 for no limit (default: ${DEFAULT_MAX_CONNS})`,
+    },
+    {
+      name: "max-conns-per-ip",
+      kind: "string",
+      value: "N",
+      help:
+        `most connections from one address, 0 for no limit (default: ${DEFAULT_MAX_CONNS_PER_IP})`,
+    },
+    {
+      name: "idle-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `close a connection with no traffic for this long, 0 for never (default: ${
+        formatDuration(DEFAULT_IDLE_TIMEOUT)
+      })`,
+    },
+    {
+      name: "max-lifetime",
+      kind: "string",
+      value: "DURATION",
+      help: `close any connection after this long, 0 for never (default: ${
+        formatDuration(DEFAULT_MAX_LIFETIME)
+      })`,
+    },
+    {
+      name: "drain-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
+        formatDuration(DEFAULT_DRAIN_TIMEOUT)
+      })`,
+    },
+    {
+      name: "stats-interval",
+      kind: "string",
+      value: "DURATION",
+      help: `log a stats line this often, 0 for never (default: ${
+        formatDuration(DEFAULT_STATS_INTERVAL)
+      })`,
+    },
+    {
+      name: "log-level",
+      kind: "string",
+      value: "LEVEL",
+      help: `${LOG_LEVELS.join(", ")} (default: info)`,
+    },
+    {
+      name: "log-format",
+      kind: "string",
+      value: "FORMAT",
+      help: "text, or json for JSON Lines (default: text)",
+    },
+    {
+      name: "log-file",
+      kind: "string",
+      value: "PATH",
+      help: "append the log to this file instead of stderr (needs --allow-write=PATH)",
+    },
+    HELP,
+    { name: "version", kind: "boolean", short: "V", help: "show the version and exit" },
+  ],
+  examples: [
+    "echod                              serve on port 40007, all addresses",
+    "echod --port 7007 --host ::1       serve on ::1 only",
+    "echod --log-level debug --log-format json",
+  ],
+};
+
+const CLIENT: CommandSpec = {
+  name: "client",
+  summary: "send stdin to an echo server and print what comes back",
+  usage: "echod client HOST:PORT [options]",
+  target: true,
+  options: [
+    { name: "ipv4", kind: "boolean", short: "4", help: "connect over IPv4 only" },
+    { name: "ipv6", kind: "boolean", short: "6", help: "connect over IPv6 only" },
+    CONNECT_TIMEOUT,
+    HELP,
+  ],
+  examples: [
+    "echod client 127.0.0.1:40007",
+    "echo hello | echod client [::1]:40007",
+  ],
+};
+
+const BENCH: CommandSpec = {
+  name: "bench",
+  summary: "load any TCP echo server and verify every byte it echoes",
+  usage: "echod bench HOST:PORT [options]",
+  target: true,
+  options: [
+    {
+      name: "mode",
+      kind: "string",
+      short: "m",
+      value: "MODE",
+      help: "rr (request/response), stream (throughput), connect (open/echo/close), " +
+        "hold (keep connections open) (default: rr)",
+    },
+    {
+      name: "connections",
+      kind: "string",
+      short: "c",
+      value: "N",
+      help: "concurrent connections (default: 50)",
+    },
+    {
+      name: "size",
+      kind: "string",
+      short: "s",
+      value: "BYTES",
+      help: "message size for rr, write size for stream (default: 512; stream: 64KiB)",
+    },
+    {
+      name: "window",
+      kind: "string",
+      value: "BYTES",
+      help: "stream: bytes in flight per connection (default: 256KiB)",
+    },
+    {
+      name: "duration",
+      kind: "string",
+      short: "d",
+      value: "DURATION",
+      help: "how long to measure; hold: how long to hold (default: 10s)",
+    },
+    {
+      name: "count",
+      kind: "string",
+      short: "n",
+      value: "N",
+      help: "stop after N messages (rr) or connections (connect) instead",
+    },
+    {
+      name: "rate",
+      kind: "string",
+      value: "N",
+      help: "open loop: N messages (rr) or connections (connect) per second in total",
+    },
+    {
+      name: "warmup",
+      kind: "string",
+      value: "DURATION",
+      help: "load before measuring starts (default: 1s)",
+    },
+    {
+      name: "workers",
+      kind: "string",
+      short: "w",
+      value: "N",
+      help: "spread the connections over N threads (default: 1)",
+    },
+    CONNECT_TIMEOUT,
+    { name: "json", kind: "boolean", help: "print the report as JSON" },
+    {
+      name: "html",
+      kind: "string",
+      value: "FILE",
+      help: "also write a self-contained HTML report with a latency chart",
+    },
+    HELP,
+  ],
+  examples: [
+    "echod bench 127.0.0.1:40007",
+    "echod bench [::1]:40007 --mode stream -c 8 -d 5s",
+    "echod bench 127.0.0.1:7 --rate 10000 --json",
+  ],
+};
+
+const COMMANDS: CommandSpec[] = [SERVE, CLIENT, BENCH];
+const COMMAND_NAMES = [...COMMANDS.map((c) => c.name), "help"];
+
+/** The text `echod --help` (or `echod COMMAND --help`) prints. */
+export function helpText(command: "serve" | "client" | "bench" = "serve"): string {
+  const spec = COMMANDS.find((c) => c.name === command)!;
+  const width = Math.max(...spec.options.map((o) => optionLabel(o).length));
+  const lines = spec.options.map((o) => `  ${optionLabel(o).padEnd(width)}  ${o.help}`);
+  const header = command === "serve"
+    ? [
+      "echod: TCP echo server (RFC 862) on IPv6 and IPv4",
+      "",
+      "Usage:",
+      "  echod [serve] [options]          run the server",
+      "  echod client HOST:PORT [options] interactive client (like nc)",
+      "  echod bench HOST:PORT [options]  load generator (see echod bench --help)",
+    ]
+    : [`echod ${spec.name}: ${spec.summary}`, "", "Usage:", `  ${spec.usage}`];
+  const footer = command === "serve"
+    ? [
+      "Durations: 500ms, 30s, 10m, 1h. Stop with SIGINT or SIGTERM; a second signal stops at once.",
+    ]
+    : ["Durations: 500ms, 30s, 10m, 1h. Sizes: 512, 64KiB, 1MiB."];
   return [
-    "echod: TCP echo server (RFC 862) on IPv6 and IPv4",
-    "",
-    "Usage:",
-    "  echod [serve] [options]",
+    ...header,
     "",
     "Options:",
     ...lines,
     "",
-    "Durations: 500ms, 30s, 10m, 1h. Stop with SIGINT or SIGTERM; a second signal stops at once.",
+    ...footer,
     "",
     "Examples:",
-    "  echod                              serve on port 40007, all addresses",
-    "  echod --port 7007 --host ::1       serve on ::1 only",
-    "  echod --log-level debug --log-format json",
+    ...spec.examples.map((e) => `  ${e}`),
     "",
   ].join("\n");
 }
@@ -173,111 +360,272 @@ export function helpText(): string {
  * for anything that cannot be run as written.
  */
 export function parseCommandLine(args: string[]): Command {
+  let spec = SERVE;
+  let rest = args;
+  const first = args[0];
+  if (first !== undefined && !first.startsWith("-")) {
+    if (first === "help") {
+      const topic = COMMANDS.find((c) => c.name === args[1]);
+      return { kind: "help", text: helpText(topic?.name) };
+    }
+    const named = COMMANDS.find((c) => c.name === first);
+    if (named === undefined) {
+      const near = hint(first, COMMAND_NAMES, "");
+      throw new UsageError(
+        `unknown command '${first}'${near || `: commands are ${COMMAND_NAMES.join(", ")}`}`,
+      );
+    }
+    spec = named;
+    rest = args.slice(1);
+  }
+  const { values, positionals } = readOptions(rest, spec);
+  if (values.has("help")) return { kind: "help", text: helpText(spec.name) };
+  if (values.has("version")) return { kind: "version" };
+  const opts = new OptionValues(values);
+  switch (spec.name) {
+    case "serve":
+      if (positionals.length > 0) {
+        throw new UsageError(`unexpected argument '${positionals[0]}': options start with --`);
+      }
+      return { kind: "serve", config: serveConfig(opts) };
+    case "client":
+      return { kind: "client", config: clientConfig(oneTarget(spec, positionals), opts) };
+    case "bench":
+      return { kind: "bench", config: benchConfig(oneTarget(spec, positionals), opts) };
+  }
+}
+
+function readOptions(
+  args: string[],
+  spec: CommandSpec,
+): { values: Map<string, string[]>; positionals: string[] } {
   const { tokens } = parseArgs({
     args,
-    options: Object.fromEntries(OPTIONS.map((o) => [o.name, parseArgsSpec(o)])),
+    options: Object.fromEntries(spec.options.map((o) => [o.name, parseArgsSpec(o)])),
     allowPositionals: true,
     strict: false,
     tokens: true,
   });
   const values = new Map<string, string[]>();
-  let command: string | undefined;
+  const positionals: string[] = [];
   for (const token of tokens) {
     if (token.kind === "positional") {
-      if (command !== undefined) {
-        throw new UsageError(
-          `unexpected argument '${token.value}': options start with --`,
-        );
-      }
-      if (!COMMANDS.includes(token.value)) {
-        const near = hint(token.value, COMMANDS, "");
-        throw new UsageError(
-          `unknown command '${token.value}'${near || `: commands are ${COMMANDS.join(", ")}`}`,
-        );
-      }
-      command = token.value;
+      positionals.push(token.value);
       continue;
     }
     if (token.kind !== "option") {
-      throw new UsageError("arguments after '--' are not used by echod serve");
+      throw new UsageError(`'--' is not used by echod ${spec.name}`);
     }
-    const spec = OPTIONS.find((o) => o.name === token.name);
-    if (spec === undefined) {
-      const names = OPTIONS.map((o) => o.name);
-      throw new UsageError(
-        `unknown option ${token.rawName}${hint(token.name, names, "--")}`,
+    const option = spec.options.find((o) => o.name === token.name);
+    if (option === undefined) {
+      const elsewhere = COMMANDS.find((c) =>
+        c !== spec && c.options.some((o) => o.name === token.name)
       );
+      const where = elsewhere ? ` (it belongs to echod ${elsewhere.name})` : "";
+      const near = hint(token.name, spec.options.map((o) => o.name), "--");
+      throw new UsageError(`unknown option ${token.rawName}${where || near}`);
     }
-    if (spec.kind === "boolean") {
-      if (token.value !== undefined) {
-        throw new UsageError(`--${spec.name} takes no value`);
-      }
-      values.set(spec.name, ["true"]);
+    if (option.kind === "boolean") {
+      if (token.value !== undefined) throw new UsageError(`--${option.name} takes no value`);
+      values.set(option.name, ["true"]);
       continue;
     }
     if (token.value === undefined) {
-      throw new UsageError(
-        `--${spec.name} needs a value (--${spec.name} ${spec.value})`,
-      );
+      throw new UsageError(`--${option.name} needs a value (--${option.name} ${option.value})`);
     }
-    values.set(spec.name, [...(values.get(spec.name) ?? []), token.value]);
+    values.set(option.name, [...(values.get(option.name) ?? []), token.value]);
   }
-  if (values.has("help") || command === "help") return { kind: "help" };
-  if (values.has("version")) return { kind: "version" };
-  return { kind: "serve", config: serveConfig(values) };
+  return { values, positionals };
 }
 
-function serveConfig(values: Map<string, string[]>): ServeConfig {
-  function last(name: string): string | undefined {
-    return values.get(name)?.at(-1);
+/** Typed access to option values, each with the error message for a bad one. */
+class OptionValues {
+  #values: Map<string, string[]>;
+
+  constructor(values: Map<string, string[]>) {
+    this.#values = values;
   }
-  const hosts = (values.get("host") ?? []).map(parseHost);
+
+  all(name: string): string[] {
+    return this.#values.get(name) ?? [];
+  }
+
+  last(name: string): string | undefined {
+    return this.#values.get(name)?.at(-1);
+  }
+
+  has(name: string): boolean {
+    return this.#values.has(name);
+  }
+
+  count(name: string, fallback: number, min = 0): number {
+    const text = this.last(name);
+    if (text === undefined) return fallback;
+    if (/^-\d+$/.test(text)) {
+      throw new UsageError(
+        `--${name} must not be negative (got ${text})${min === 0 ? "; 0 means no limit" : ""}`,
+      );
+    }
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      throw new UsageError(
+        `--${name} '${text}' is not a whole number${min === 0 ? "; 0 means no limit" : ""}`,
+      );
+    }
+    const n = Number(text);
+    if (n < min) throw new UsageError(`--${name} must be at least ${min} (got ${text})`);
+    return n;
+  }
+
+  time(name: string, fallback: number): number {
+    const text = this.last(name);
+    if (text === undefined) return fallback;
+    if (text.startsWith("-")) {
+      throw new UsageError(`--${name} must not be negative (got ${text})`);
+    }
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      const unitless = /^\d+(\.\d+)?$/.test(text) ? ` (a number needs a unit: ${text}s?)` : "";
+      throw new UsageError(
+        `--${name} '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
+      );
+    }
+    return ms;
+  }
+
+  size(name: string, fallback: number): number {
+    const text = this.last(name);
+    if (text === undefined) return fallback;
+    const bytes = parseSize(text);
+    if (bytes === undefined || bytes < 1) {
+      throw new UsageError(`--${name} '${text}' is not a size: use e.g. 512, 64KiB, 1MiB`);
+    }
+    return bytes;
+  }
+
+  choice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+    const text = this.last(name);
+    if (text === undefined) return fallback;
+    if ((choices as readonly string[]).includes(text)) return text as T;
+    throw new UsageError(
+      `--${name} '${text}' is not one of ${choices.join(", ")}${hint(text, choices, "")}`,
+    );
+  }
+
+  path(name: string): string | undefined {
+    const text = this.last(name);
+    if (text === "") throw new UsageError(`--${name} needs a path`);
+    return text;
+  }
+}
+
+function serveConfig(opts: OptionValues): ServeConfig {
+  const hosts = opts.all("host").map(parseHost);
   const duplicate = hosts.find((h, i) => hosts.indexOf(h) !== i);
   if (duplicate !== undefined) {
     throw new UsageError(`--host ${duplicate} is given twice`);
   }
+  const port = opts.last("port");
   return {
     server: {
       hosts,
-      port: parsePort(last("port")),
-      maxConns: parseCount("max-conns", last("max-conns"), DEFAULT_MAX_CONNS),
-      maxConnsPerIp: parseCount(
-        "max-conns-per-ip",
-        last("max-conns-per-ip"),
-        DEFAULT_MAX_CONNS_PER_IP,
-      ),
-      idleTimeout: parseTime(
-        "idle-timeout",
-        last("idle-timeout"),
-        DEFAULT_IDLE_TIMEOUT,
-      ),
-      maxLifetime: parseTime(
-        "max-lifetime",
-        last("max-lifetime"),
-        DEFAULT_MAX_LIFETIME,
-      ),
+      port: port === undefined ? DEFAULT_PORT : parsePort(port, "port"),
+      maxConns: opts.count("max-conns", DEFAULT_MAX_CONNS),
+      maxConnsPerIp: opts.count("max-conns-per-ip", DEFAULT_MAX_CONNS_PER_IP),
+      idleTimeout: opts.time("idle-timeout", DEFAULT_IDLE_TIMEOUT),
+      maxLifetime: opts.time("max-lifetime", DEFAULT_MAX_LIFETIME),
     },
-    drainTimeout: parseTime(
-      "drain-timeout",
-      last("drain-timeout"),
-      DEFAULT_DRAIN_TIMEOUT,
-    ),
-    statsInterval: parseTime(
-      "stats-interval",
-      last("stats-interval"),
-      DEFAULT_STATS_INTERVAL,
-    ),
+    drainTimeout: opts.time("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
+    statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL),
     log: {
-      level: parseChoice("log-level", last("log-level"), LOG_LEVELS, "info"),
-      format: parseChoice(
-        "log-format",
-        last("log-format"),
-        LOG_FORMATS,
-        "text",
-      ),
-      file: parseFile(last("log-file")),
+      level: opts.choice("log-level", LOG_LEVELS, "info"),
+      format: opts.choice("log-format", LOG_FORMATS, "text"),
+      file: opts.path("log-file"),
     },
   };
+}
+
+function clientConfig(target: Target, opts: OptionValues): ClientConfig {
+  if (opts.has("ipv4") && opts.has("ipv6")) {
+    throw new UsageError("--ipv4 and --ipv6 exclude each other: give one");
+  }
+  const family = opts.has("ipv4") ? 4 : opts.has("ipv6") ? 6 : undefined;
+  const literal = isIP(target.host);
+  if (family !== undefined && literal !== 0 && literal !== family) {
+    throw new UsageError(`${target.host} is not an IPv${family} address (--ipv${family})`);
+  }
+  return { target, family, connectTimeout: positiveTime(opts, "connect-timeout", 5_000) };
+}
+
+function benchConfig(target: Target, opts: OptionValues): BenchConfig {
+  const mode = opts.choice("mode", BENCH_MODES, "rr");
+  const connections = opts.count("connections", 50, 1);
+  const workers = opts.count("workers", 1, 1);
+  if (workers > connections) {
+    throw new UsageError(
+      `--workers ${workers} is more than --connections ${connections}: each worker needs one`,
+    );
+  }
+  const size = opts.size("size", mode === "stream" ? 65_536 : 512);
+  if (size > 16 * 1_048_576) {
+    throw new UsageError(`--size ${opts.last("size")} is too large: at most 16MiB`);
+  }
+  return {
+    target,
+    mode,
+    connections,
+    size,
+    window: opts.size("window", 262_144),
+    duration: positiveTime(opts, "duration", 10_000),
+    count: opts.count("count", 0),
+    rate: opts.count("rate", 0),
+    warmup: opts.time("warmup", 1_000),
+    workers,
+    connectTimeout: positiveTime(opts, "connect-timeout", 5_000),
+    json: opts.has("json"),
+    html: opts.path("html"),
+  };
+}
+
+function positiveTime(opts: OptionValues, name: string, fallback: number): number {
+  const ms = opts.time(name, fallback);
+  if (ms === 0) throw new UsageError(`--${name} must be more than 0`);
+  return ms;
+}
+
+function oneTarget(spec: CommandSpec, positionals: string[]): Target {
+  if (positionals.length === 0) {
+    throw new UsageError(`echod ${spec.name} needs a server to talk to: ${spec.usage}`);
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(`unexpected argument '${positionals[1]}': ${spec.usage}`);
+  }
+  return parseTarget(positionals[0]);
+}
+
+/**
+ * Parses `HOST:PORT`, `[IPv6]:PORT`, or a bare host or IPv6 address (port
+ * 40007).
+ */
+export function parseTarget(text: string): Target {
+  let host: string;
+  let port: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    [, host, port] = bracketed;
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    host = text; // a bare IPv6 address
+  } else {
+    const colon = text.lastIndexOf(":");
+    host = colon === -1 ? text : text.slice(0, colon);
+    port = colon === -1 ? undefined : text.slice(colon + 1);
+  }
+  if (host === "" || /[\s/]/.test(host)) {
+    throw new UsageError(`'${text}' is not HOST:PORT (e.g. 127.0.0.1:40007 or [::1]:40007)`);
+  }
+  if (host.includes(":") && isIP(host) !== 6) {
+    throw new UsageError(`'${host}' is not an IPv6 address`);
+  }
+  return { host, port: port === undefined ? DEFAULT_PORT : parsePort(port, "port") };
 }
 
 function parseHost(text: string): string {
@@ -290,77 +638,18 @@ function parseHost(text: string): string {
   return bare;
 }
 
-function parsePort(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_PORT;
+function parsePort(text: string, what: string): number {
   if (!/^-?\d+$/.test(text)) {
-    throw new UsageError(`port '${text}' is not a number: use 0-65535`);
+    throw new UsageError(`${what} '${text}' is not a number: use 0-65535`);
   }
   const port = Number(text);
   if (port < 0 || port > 65535) {
-    throw new UsageError(`port ${text} is out of range (0-65535)`);
+    throw new UsageError(`${what} ${text} is out of range (0-65535)`);
   }
   return port;
 }
 
-function parseCount(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-): number {
-  if (text === undefined) return fallback;
-  if (/^-\d+$/.test(text)) {
-    throw new UsageError(
-      `--${name} must not be negative (got ${text}); 0 means no limit`,
-    );
-  }
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(
-      `--${name} '${text}' is not a whole number; 0 means no limit`,
-    );
-  }
-  return Number(text);
-}
-
-function parseTime(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-): number {
-  if (text === undefined) return fallback;
-  if (text.startsWith("-")) {
-    throw new UsageError(`--${name} must not be negative (got ${text})`);
-  }
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    const unitless = /^\d+(\.\d+)?$/.test(text) ? ` (a number needs a unit: ${text}s?)` : "";
-    throw new UsageError(
-      `--${name} '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
-    );
-  }
-  return ms;
-}
-
-function parseChoice<T extends string>(
-  name: string,
-  text: string | undefined,
-  choices: readonly T[],
-  fallback: T,
-): T {
-  if (text === undefined) return fallback;
-  if ((choices as readonly string[]).includes(text)) return text as T;
-  throw new UsageError(
-    `--${name} '${text}' is not one of ${choices.join(", ")}${hint(text, choices, "")}`,
-  );
-}
-
-function parseFile(text: string | undefined): string | undefined {
-  if (text === "") throw new UsageError("--log-file needs a path");
-  return text;
-}
-
-function parseArgsSpec(
-  o: OptionSpec,
-): { type: "string" | "boolean"; short?: string } {
+function parseArgsSpec(o: OptionSpec): { type: "string" | "boolean"; short?: string } {
   // parseArgs rejects keys that are present but undefined.
   return o.short === undefined ? { type: o.kind } : { type: o.kind, short: o.short };
 }
@@ -371,11 +660,10 @@ function optionLabel(o: OptionSpec): string {
 }
 
 /** `: did you mean --port?` when a candidate is close to `word`, else "". */
-function hint(
-  word: string,
-  candidates: readonly string[],
-  prefix: string,
-): string {
+function hint(word: string, candidates: readonly string[], prefix: string): string {
+  // "warn" → "warning": a clear prefix is as good as a near miss.
+  const extended = candidates.find((c) => word.length >= 3 && c.startsWith(word));
+  if (extended !== undefined) return `: did you mean ${prefix}${extended}?`;
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
@@ -385,9 +673,6 @@ function hint(
       bestDistance = d;
     }
   }
-  // "warn" → "warning": a clear prefix is as good as a near miss.
-  const extended = candidates.find((c) => word.length >= 3 && c.startsWith(word));
-  if (extended !== undefined) return `: did you mean ${prefix}${extended}?`;
   const close = bestDistance <= Math.max(2, Math.floor(word.length / 3));
   return best !== undefined && close ? `: did you mean ${prefix}${best}?` : "";
 }

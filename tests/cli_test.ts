@@ -58,7 +58,7 @@ const BAD_INPUTS: [string[], string][] = [
   [["--log-format", "yaml"], "--log-format 'yaml' is not one of text, json"],
   [["--help=yes"], "--help takes no value"],
   [["srve"], "unknown command 'srve': did you mean serve?"],
-  [["frobnicate"], "unknown command 'frobnicate': commands are serve, help"],
+  [["frobnicate"], "unknown command 'frobnicate': commands are serve, client, bench, help"],
   [["serve", "extra"], "unexpected argument 'extra': options start with --"],
 ];
 
@@ -165,10 +165,8 @@ Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts"
 });
 
 Deno.test("parseCommandLine: --help and --version win over other options", () => {
-  assert.deepEqual(parseCommandLine(["--port", "1", "--help"]), {
-    kind: "help",
-  });
-  assert.deepEqual(parseCommandLine(["help"]), { kind: "help" });
+  assert.equal(parseCommandLine(["--port", "1", "--help"]).kind, "help");
+  assert.equal(parseCommandLine(["help"]).kind, "help");
   assert.deepEqual(parseCommandLine(["-V"]), { kind: "version" });
   assert.throws(() => parseCommandLine(["--nope", "--help"]), UsageError);
 });

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { Admission, peerKey } from "../lib/admission.ts";
-import { formatDuration, parseDuration } from "../lib/duration.ts";
+import { formatDuration, parseDuration } from "../lib/units.ts";
 import { LogThrottle } from "../lib/log.ts";
 
 Deno.test("parseDuration reads ms, s, m, h and 0; rejects the rest", () => {

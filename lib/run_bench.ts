@@ -1,0 +1,104 @@
+/**
+ * The `bench` command: runs the load generator, in Web Workers if asked,
+ * and prints the report.
+ *
+ * @module
+ */
+
+import { type BenchOptions, type BenchReport, mergeReports, runBench } from "./bench.ts";
+import { formatReport, htmlReport } from "./bench_report.ts";
+import type { WorkerRequest } from "./bench_worker.ts";
+import type { BenchConfig } from "./cli.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
+
+/** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
+export async function runBenchCommand(config: BenchConfig): Promise<number> {
+  if (config.html !== undefined) {
+    const state = Deno.permissions.querySync({ name: "write", path: config.html }).state;
+    if (state !== "granted") {
+      throw new UsageError(
+        `--html ${config.html} needs write permission: add --allow-write=${config.html} to the deno command`,
+      );
+    }
+  }
+  const options: BenchOptions = {
+    host: config.target.host,
+    port: config.target.port,
+    mode: config.mode,
+    connections: config.connections,
+    size: config.size,
+    window: config.window,
+    duration: config.duration,
+    count: config.count,
+    rate: config.rate,
+    warmup: config.warmup,
+    connectTimeout: config.connectTimeout,
+  };
+  const live = Deno.stderr.isTerminal();
+  const report = config.workers > 1
+    ? await inWorkers(options, config.workers)
+    : await runBench({ ...options, onProgress: live ? showProgress : undefined });
+  if (live) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+  console.log(config.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  if (config.html !== undefined) {
+    try {
+      Deno.writeTextFileSync(config.html, htmlReport(report));
+    } catch (error) {
+      throw new RuntimeError(`cannot write ${config.html}: ${(error as Error).message}`);
+    }
+  }
+  return report.errorCount > 0 ? 1 : 0;
+}
+
+function showProgress(p: { elapsedMs: number; done: number; errors: number }): void {
+  const line = `\r\x1b[K  ${(p.elapsedMs / 1_000).toFixed(0)}s  ${
+    p.done.toLocaleString("en-US")
+  } done  ${
+    Math.round(p.done / (p.elapsedMs / 1_000)).toLocaleString("en-US")
+  }/s  errors ${p.errors}`;
+  Deno.stderr.writeSync(new TextEncoder().encode(line));
+}
+
+const WORKER_URL = new URL("./bench_worker.ts", import.meta.url);
+
+async function inWorkers(options: BenchOptions, workers: number): Promise<BenchReport> {
+  // Deno loads a worker's module only with read permission for it.
+  if (
+    WORKER_URL.protocol === "file:" &&
+    Deno.permissions.querySync({ name: "read", path: WORKER_URL }).state !== "granted"
+  ) {
+    throw new UsageError(
+      "--workers needs read permission for echod's own files: add --allow-read to the deno command",
+    );
+  }
+  const connections = options.connections ?? 50;
+  const shares = Array.from(
+    { length: workers },
+    (_, i) => Math.floor(connections / workers) + (i < connections % workers ? 1 : 0),
+  );
+  const reports = await Promise.all(shares.map((share) => {
+    const request: WorkerRequest = {
+      ...options,
+      connections: share,
+      rate: (options.rate ?? 0) * share / connections,
+      count: Math.ceil((options.count ?? 0) * share / connections),
+    };
+    const worker = new Worker(WORKER_URL.href, {
+      type: "module",
+    });
+    return new Promise<BenchReport>((resolve, reject) => {
+      worker.onmessage = (event) => {
+        worker.terminate();
+        if (event.data.error) reject(new RuntimeError(event.data.error));
+        else resolve(event.data.report);
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        worker.terminate();
+        reject(new RuntimeError(`bench worker failed: ${event.message}`));
+      };
+      worker.postMessage(request);
+    });
+  }));
+  return mergeReports(reports);
+}

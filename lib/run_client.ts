@@ -1,0 +1,107 @@
+/**
+ * The `client` command: stdin to the server, the echo to stdout, like `nc`
+ * but present wherever echod is (Windows included).
+ *
+ * @module
+ */
+
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import type { ClientConfig } from "./cli.ts";
+import { RuntimeError } from "./errors.ts";
+import { formatDuration } from "./units.ts";
+
+/**
+ * Connects, copies stdin to the server until stdin ends, then closes its
+ * writing side and prints the rest of the echo until the server closes.
+ * Exit code 0, or 1 with a message when the connection fails.
+ */
+export async function runClient(config: ClientConfig): Promise<number> {
+  const { target } = config;
+  const where = target.host.includes(":")
+    ? `[${target.host}]:${target.port}`
+    : `${target.host}:${target.port}`;
+  const hostname = await resolve(target.host, config.family, where);
+  const conn = await connectWithin(hostname, target.port, config.connectTimeout, where);
+  let stdinDone = false;
+  const upload = (async () => {
+    for await (const chunk of Deno.stdin.readable) {
+      for (let sent = 0; sent < chunk.length;) sent += await conn.write(chunk.subarray(sent));
+    }
+    stdinDone = true;
+    await conn.closeWrite();
+  })();
+  upload.catch(() => {});
+  const buf = new Uint8Array(65_536);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      for (let out = 0; out < n;) out += await Deno.stdout.write(buf.subarray(out, n));
+    }
+  } catch (error) {
+    throw new RuntimeError(`connection to ${where} failed: ${(error as Error).message}`);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  if (!stdinDone) {
+    throw new RuntimeError(`${where} closed the connection before the input ended`);
+  }
+  return 0;
+}
+
+async function resolve(host: string, family: 4 | 6 | undefined, where: string): Promise<string> {
+  if (isIP(host) !== 0) return host;
+  if (family === undefined) return host;
+  try {
+    return (await lookup(host, { family })).address;
+  } catch {
+    throw new RuntimeError(`cannot connect to ${where}: ${host} has no IPv${family} address`);
+  }
+}
+
+async function connectWithin(
+  hostname: string,
+  port: number,
+  timeoutMs: number,
+  where: string,
+): Promise<Deno.TcpConn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname, port });
+  try {
+    return await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(
+            new RuntimeError(
+              `cannot connect to ${where}: no answer within ${formatDuration(timeoutMs)}`,
+            ),
+          );
+        }, timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    connecting.then((c) => c.close(), () => {});
+    if (error instanceof RuntimeError) throw error;
+    throw new RuntimeError(`cannot connect to ${where}: ${describe(error)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return "connection refused (is a server listening there?)";
+  }
+  if (error instanceof Deno.errors.NotCapable) return "network permission was not granted";
+  const message = (error as Error).message;
+  if (/failed to lookup|name or service not known|no such host/i.test(message)) {
+    return "the host name does not resolve";
+  }
+  return message.replace(/ \(os error \d+\)$/, "").toLowerCase();
+}
