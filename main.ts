@@ -13,8 +13,6 @@
 
 import { parseCommandLine } from "./lib/cli.ts";
 import { EXIT_RUNTIME, RuntimeError, UsageError } from "./lib/errors.ts";
-import { runBenchCommand } from "./lib/run_bench.ts";
-import { runClient } from "./lib/run_client.ts";
 import { runServe } from "./lib/run_serve.ts";
 import { versionText } from "./lib/version.ts";
 
@@ -29,10 +27,11 @@ async function main(args: string[]): Promise<number> {
       return 0;
     case "serve":
       return await runServe(command.config);
+    // Loaded on demand, so that serving never loads the load generator.
     case "client":
-      return await runClient(command.config);
+      return await (await import("./lib/run_client.ts")).runClient(command.config);
     case "bench":
-      return await runBenchCommand(command.config);
+      return await (await import("./lib/run_bench.ts")).runBenchCommand(command.config);
   }
 }
 

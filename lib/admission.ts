@@ -29,8 +29,8 @@ export const DEFAULT_MAX_CONNS = 10_000;
 /** Default per-address connection limit. */
 export const DEFAULT_MAX_CONNS_PER_IP = 64;
 
-/** Counts admitted connections, in total and per peer address. */
-export class Admission {
+/** Counts admitted connections, in total and per peer address, exactly, in one thread. */
+export class Admission implements Admitter {
   #maxConns: number;
   #maxPerIp: number;
   #active = 0;
@@ -82,4 +82,77 @@ export class Admission {
 export function peerKey(hostname: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
   return mapped === null ? hostname : mapped[1];
+}
+
+/** What the server needs from an admission controller. */
+export interface Admitter {
+  /** Admits a connection from `ip` or says why not. */
+  admit(ip: string): RefusalReason | undefined;
+  /** Releases a connection admitted from `ip`. */
+  release(ip: string): void;
+}
+
+// 2^20 per-address counters: 4 MiB shared by all workers.
+const BUCKETS = 1 << 20;
+
+/** Allocates the memory a {@linkcode SharedAdmission} works on, to share between workers. */
+export function sharedAdmissionMemory(): SharedArrayBuffer {
+  return new SharedArrayBuffer((1 + BUCKETS) * Int32Array.BYTES_PER_ELEMENT);
+}
+
+/**
+ * Admission shared by several workers through a `SharedArrayBuffer`, with
+ * atomic check-and-increment so that no race lets a limit be exceeded. The
+ * per-address count lives in one of 2^20 buckets chosen by a hash of the
+ * address: exact unless two active addresses share a bucket, in which case
+ * they share one allowance (never more than the limit, sometimes less).
+ */
+export class SharedAdmission implements Admitter {
+  #total: Int32Array;
+  #perIp: Int32Array;
+  #maxConns: number;
+  #maxPerIp: number;
+
+  /** Creates a view of `memory` (from {@linkcode sharedAdmissionMemory}) with these limits. */
+  constructor(memory: SharedArrayBuffer, options: AdmissionOptions = {}) {
+    this.#total = new Int32Array(memory, 0, 1);
+    this.#perIp = new Int32Array(memory, Int32Array.BYTES_PER_ELEMENT, BUCKETS);
+    this.#maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
+    this.#maxPerIp = options.maxConnsPerIp ?? DEFAULT_MAX_CONNS_PER_IP;
+  }
+
+  /** Admits a connection from `ip` (normalised by {@linkcode peerKey}) or says why not. */
+  admit(ip: string): RefusalReason | undefined {
+    if (!reserve(this.#total, 0, this.#maxConns)) return "max-conns";
+    if (!reserve(this.#perIp, bucketOf(ip), this.#maxPerIp)) {
+      Atomics.sub(this.#total, 0, 1);
+      return "max-conns-per-ip";
+    }
+    return undefined;
+  }
+
+  /** Releases a connection admitted from `ip`. */
+  release(ip: string): void {
+    Atomics.sub(this.#total, 0, 1);
+    Atomics.sub(this.#perIp, bucketOf(ip), 1);
+  }
+}
+
+/** Adds one to `counters[i]` unless it is at `limit` (0: no limit); says whether it did. */
+function reserve(counters: Int32Array, i: number, limit: number): boolean {
+  for (;;) {
+    const current = Atomics.load(counters, i);
+    if (limit > 0 && current >= limit) return false;
+    if (Atomics.compareExchange(counters, i, current, current + 1) === current) return true;
+  }
+}
+
+/** FNV-1a over the address text, folded to a bucket index. */
+function bucketOf(ip: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < ip.length; i++) {
+    hash ^= ip.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) & (BUCKETS - 1);
 }

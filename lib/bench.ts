@@ -19,9 +19,6 @@ import { RuntimeError } from "./errors.ts";
 /** What is measured. */
 export type BenchMode = "rr" | "stream" | "connect" | "hold";
 
-/** The modes, for the command line. */
-export const BENCH_MODES: readonly BenchMode[] = ["rr", "stream", "connect", "hold"];
-
 /** Kinds of failure the bench counts. */
 export type BenchErrorKind =
   | "mismatch"
@@ -89,6 +86,8 @@ export interface BenchOptions {
    * connections stay open until it resolves (or `duration` passes if it is not given).
    */
   onHeld?: (open: number) => Promise<void>;
+  /** Called when measuring starts (after the warm-up) and when it ends. */
+  onPhase?: (phase: "measuring" | "done") => void;
   /** Called about once a second while measuring. */
   onProgress?: (progress: BenchProgress) => void;
 }
@@ -289,6 +288,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     await delay(warmup);
     phase.measuring = true;
     phase.startedAt = performance.now();
+    options.onPhase?.("measuring");
     if (count > 0) {
       await Promise.race([Promise.all(workers), delay(3_600_000)]);
     } else {
@@ -297,6 +297,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     elapsedMs = performance.now() - phase.startedAt;
     phase.measuring = false;
     phase.stopped = true;
+    options.onPhase?.("done");
   }
   await Promise.all(workers);
   if (progress !== undefined) clearInterval(progress);

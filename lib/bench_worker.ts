@@ -8,7 +8,7 @@
 import { type BenchOptions, runBench } from "./bench.ts";
 
 /** The message the worker receives: bench options without callbacks. */
-export type WorkerRequest = Omit<BenchOptions, "onHeld" | "onProgress">;
+export type WorkerRequest = Omit<BenchOptions, "onHeld" | "onProgress" | "onPhase">;
 
 // This file runs as a worker, where `self` is the worker scope; the
 // project's type check sees window types, so the two members used are named here.

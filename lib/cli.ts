@@ -11,7 +11,7 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./admission.ts";
-import { BENCH_MODES, type BenchMode } from "./bench.ts";
+import type { BenchMode } from "./bench.ts";
 import { UsageError } from "./errors.ts";
 import { DEFAULT_PORT } from "./listen.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "./log.ts";
@@ -34,6 +34,8 @@ export interface ServeConfig {
   statsInterval: number;
   /** Where and how to log. */
   log: LogOptions;
+  /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
+  workers: number;
 }
 
 /** A host and port to connect to. */
@@ -207,6 +209,13 @@ const SERVE: CommandSpec = {
       value: "PATH",
       help: "append the log to this file instead of stderr (needs --allow-write=PATH)",
     },
+    {
+      name: "workers",
+      kind: "string",
+      short: "w",
+      value: "N",
+      help: "serve from N threads sharing the port, Linux only (default: 1)",
+    },
     HELP,
     { name: "version", kind: "boolean", short: "V", help: "show the version and exit" },
   ],
@@ -319,6 +328,7 @@ const BENCH: CommandSpec = {
 };
 
 const COMMANDS: CommandSpec[] = [SERVE, CLIENT, BENCH];
+const BENCH_MODES: readonly BenchMode[] = ["rr", "stream", "connect", "hold"];
 const COMMAND_NAMES = [...COMMANDS.map((c) => c.name), "help"];
 
 /** The text `echod --help` (or `echod COMMAND --help`) prints. */
@@ -541,6 +551,7 @@ function serveConfig(opts: OptionValues): ServeConfig {
       format: opts.choice("log-format", LOG_FORMATS, "text"),
       file: opts.path("log-file"),
     },
+    workers: opts.count("workers", 1, 1),
   };
 }
 

@@ -20,6 +20,12 @@ export interface BindOptions {
    * @default {40007}
    */
   port?: number;
+  /**
+   * Set SO_REUSEPORT, so that several workers can each bind the same
+   * address and the kernel spreads connections over them (Linux).
+   * @default {false}
+   */
+  reusePort?: boolean;
 }
 
 /** Default TCP port (RFC 862 assigns 7, which needs privilege). */
@@ -57,7 +63,8 @@ export interface Binding {
 export function bind(options: BindOptions = {}): Binding {
   const port = options.port ?? DEFAULT_PORT;
   const hosts = options.hosts ?? [];
-  return hosts.length > 0 ? bindExactly(hosts, port) : bindAll(port);
+  const reusePort = options.reusePort ?? false;
+  return hosts.length > 0 ? bindExactly(hosts, port, reusePort) : bindAll(port);
 }
 
 /** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
@@ -66,13 +73,13 @@ export function formatAddr(addr: Deno.Addr): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
-function bindExactly(hosts: string[], port: number): Binding {
+function bindExactly(hosts: string[], port: number, reusePort: boolean): Binding {
   const listeners: Deno.TcpListener[] = [];
   try {
     for (const hostname of hosts) {
       // With port 0, the first listener picks the port and the rest share it.
       const shared = listeners.length > 0 ? portOf(listeners[0]) : port;
-      listeners.push(open(hostname, shared));
+      listeners.push(open(hostname, shared, reusePort));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -110,9 +117,9 @@ function bindAll(port: number): Binding {
   }
 }
 
-function open(hostname: string, port: number): Deno.TcpListener {
+function open(hostname: string, port: number, reusePort = false): Deno.TcpListener {
   try {
-    return Deno.listen({ hostname, port, transport: "tcp" });
+    return Deno.listen({ hostname, port, transport: "tcp", reusePort });
   } catch (error) {
     throw explain(error, hostname, port);
   }

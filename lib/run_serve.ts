@@ -9,6 +9,7 @@ import type { ServeConfig } from "./cli.ts";
 import { closeLogging, getLog, setupLogging } from "./log.ts";
 import { serve, type Server } from "./server.ts";
 import { startStatsReporter } from "./stats.ts";
+import { startPool } from "./worker_pool.ts";
 import { VERSION } from "./version.ts";
 
 const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
@@ -24,7 +25,9 @@ export async function runServe(config: ServeConfig): Promise<number> {
   const log = getLog();
   let server: Server;
   try {
-    server = serve(config.server);
+    server = config.workers > 1
+      ? await startPool(config.server, config.workers, config.log)
+      : serve(config.server);
   } catch (error) {
     await closeLogging();
     throw error;
@@ -73,9 +76,9 @@ function announce(server: Server, config: ServeConfig): void {
     );
   }
   const { maxConns, maxConnsPerIp, idleTimeout, maxLifetime } = config.server;
-  const template = server.mode === "dual-stack"
-    ? "echod {version} listening on {addresses} (IPv4 too, through the dual-stack IPv6 socket)"
-    : "echod {version} listening on {addresses}";
+  const template = "echod {version} listening on {addresses}" +
+    (server.mode === "dual-stack" ? " (IPv4 too, through the dual-stack IPv6 socket)" : "") +
+    (config.workers > 1 ? " in {workers} workers" : "");
   log.info(template, {
     version: VERSION,
     addresses: server.addresses.join(", "),
@@ -85,6 +88,7 @@ function announce(server: Server, config: ServeConfig): void {
     maxConnsPerIp,
     idleTimeoutMs: idleTimeout,
     maxLifetimeMs: maxLifetime,
+    workers: config.workers,
     pid: Deno.pid,
   });
 }

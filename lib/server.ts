@@ -6,11 +6,17 @@
  */
 
 import { acceptLoop } from "./accept.ts";
-import { Admission, type AdmissionOptions, peerKey, type RefusalReason } from "./admission.ts";
+import {
+  Admission,
+  type AdmissionOptions,
+  type Admitter,
+  peerKey,
+  type RefusalReason,
+} from "./admission.ts";
 import { bind, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
 import { pump, type PumpOptions } from "./pump.ts";
-import { Stats } from "./stats.ts";
+import { Stats, type StatsSource } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
@@ -30,6 +36,11 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    * @default {{ minBuffer: 1024, maxBuffer: 65536 }}
    */
   buffers?: Pick<PumpOptions, "minBuffer" | "maxBuffer">;
+  /**
+   * Admission to use instead of a private one, e.g. one shared by workers.
+   * @default {an Admission with maxConns and maxConnsPerIp}
+   */
+  admission?: Admitter;
 }
 
 /** Default idle timeout: five minutes. */
@@ -62,7 +73,7 @@ export interface Server {
   /** Why IPv6 is not served, when `mode` is `ipv4-only`. */
   readonly ipv6Error?: string;
   /** Live counters. */
-  readonly stats: Stats;
+  readonly stats: StatsSource;
   /**
    * Stops accepting, lets open connections drain, closes what is left, and
    * resolves when every connection is closed.
@@ -92,7 +103,7 @@ export function serve(options: ServeOptions = {}): Server {
   const log = getLog();
   const connLog = getLog("conn");
   const stats = new Stats();
-  const admission = new Admission(options);
+  const admission = options.admission ?? new Admission(options);
   const sessions = new Set<Session>();
   const pumpOptions: PumpOptions = { totals: stats, ...options.buffers };
   const refusalThrottle = new LogThrottle(LOG_EVERY_MS);

@@ -9,8 +9,26 @@ import type { RefusalReason } from "./admission.ts";
 import type { Tally } from "./pump.ts";
 import type { ExpiryReason } from "./timers.ts";
 
+/** The counters as plain numbers, e.g. `{ active: 3, accepted: 120, … }`. */
+export type StatsSnapshot = Record<string, number>;
+
+/** Anything that can report counters: one server, or several workers summed. */
+export interface StatsSource {
+  /** The counters now. */
+  snapshot(): StatsSnapshot;
+}
+
+/** Adds snapshots key by key. */
+export function sumSnapshots(snapshots: StatsSnapshot[]): StatsSnapshot {
+  const sum: StatsSnapshot = {};
+  for (const snapshot of snapshots) {
+    for (const [key, value] of Object.entries(snapshot)) sum[key] = (sum[key] ?? 0) + value;
+  }
+  return sum;
+}
+
 /** Counters for the life of a server. */
-export class Stats implements Tally {
+export class Stats implements Tally, StatsSource {
   /** Connections accepted from the OS, admitted or not. */
   accepted = 0;
   /** Connections open now. */
@@ -38,7 +56,7 @@ export class Stats implements Tally {
   }
 
   /** A plain-object copy, flat, for a log record's properties. */
-  snapshot(): Record<string, number> {
+  snapshot(): StatsSnapshot {
     return {
       active: this.active,
       accepted: this.accepted,
@@ -68,7 +86,7 @@ export interface StatsReporter {
  * over the last interval. Returns `undefined` when `intervalMs` is 0.
  */
 export function startStatsReporter(
-  stats: Stats,
+  stats: StatsSource,
   intervalMs: number,
   log: Logger,
 ): StatsReporter | undefined {

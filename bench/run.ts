@@ -1,0 +1,408 @@
+#!/usr/bin/env -S deno run --allow-net --allow-run --allow-read --allow-write=bench/results
+/**
+ * The benchmark suite (`deno task bench`): echod against the peers a user
+ * would pick instead, on loopback, interleaved in one run (each round runs
+ * every peer once per case, A B C A B C …) and summarised by medians.
+ *
+ * Besides the raw rate it reports each server's efficiency, work per
+ * second of the server process's own CPU (user + system, from
+ * /proc/PID/stat), because on a small machine the load generator competes
+ * with the server for cores and squeezes raw ratios toward 1.
+ *
+ * Options: --rounds N (default 3), --quick (1 round, 2 s cases, 5,000
+ * held), --only NAME[,NAME] (cases), --peers NAME[,NAME].
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type BenchOptions, runBench } from "../lib/bench.ts";
+import { VERSION } from "../lib/version.ts";
+
+interface Peer {
+  name: string;
+  command: string[];
+  cwdRelative?: boolean;
+}
+
+interface Running {
+  peer: Peer;
+  port: number;
+  child: Deno.ChildProcess;
+}
+
+interface Sample {
+  rate: number;
+  perCpuSecond: number;
+  cpuSeconds: number;
+  errors: number;
+  p50?: number;
+  p99?: number;
+}
+
+interface CaseResult {
+  name: string;
+  unit: string;
+  samples: Record<string, Sample[]>;
+}
+
+const ROOT = new URL("..", import.meta.url);
+const TICKS_PER_SECOND = 100; // CLK_TCK on Linux
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string" },
+    quick: { type: "boolean" },
+    only: { type: "string" },
+    peers: { type: "string" },
+  },
+});
+const quick = values.quick ?? false;
+const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+const caseSeconds = quick ? 2 : 5;
+const holdCount = quick ? 5_000 : 15_000;
+
+const allPeers: Peer[] = [
+  {
+    name: "echod",
+    command: [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      "main.ts",
+      "--max-conns",
+      "0",
+      "--max-conns-per-ip",
+      "0",
+      "--idle-timeout",
+      "0",
+      "--max-lifetime",
+      "0",
+      "--stats-interval",
+      "0",
+      "--log-level",
+      "warning",
+      "--port",
+    ],
+  },
+  { name: "node", command: ["node", "bench/peers/node_pipe.mjs"] },
+  {
+    name: "deno-pipeTo",
+    command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_pipeto.ts"],
+  },
+];
+if (await has("socat")) {
+  allPeers.push({
+    name: "socat",
+    command: ["sh", "-c", 'exec socat "TCP6-LISTEN:$0,fork,reuseaddr,ipv6only=0" PIPE'],
+  });
+}
+const peers = values.peers
+  ? allPeers.filter((p) => values.peers!.split(",").includes(p.name))
+  : allPeers;
+
+interface Case {
+  name: string;
+  unit: string;
+  options: Partial<BenchOptions>;
+  /** Peers that cannot take this case (socat forks a process per connection). */
+  skip?: string[];
+}
+
+const cases: Case[] = [
+  { name: "rr 50 × 512 B", unit: "msg", options: { mode: "rr", connections: 50, size: 512 } },
+  {
+    name: "rr 1,000 × 64 B",
+    unit: "msg",
+    options: { mode: "rr", connections: 1_000, size: 64 },
+    skip: ["socat"],
+  },
+  { name: "stream 1 conn", unit: "MB", options: { mode: "stream", connections: 1 } },
+  { name: "stream 8 conns", unit: "MB", options: { mode: "stream", connections: 8 } },
+  {
+    name: "connect",
+    unit: "conn",
+    options: { mode: "connect", connections: 10 },
+    skip: ["socat"],
+  },
+];
+const selected = values.only
+  ? cases.filter((c) => values.only!.split(",").some((o) => c.name.startsWith(o)))
+  : cases;
+
+const machine = await describeMachine();
+console.log(`echod ${VERSION} benchmark, ${new Date().toISOString()}`);
+console.log(`machine: ${machine}`);
+console.log(`peers: ${peers.map((p) => p.name).join(", ")}; rounds: ${rounds}\n`);
+
+const running: Running[] = [];
+for (const [i, peer] of peers.entries()) running.push(await start(peer, 21_000 + i));
+
+const results: CaseResult[] = [];
+try {
+  for (const c of selected) {
+    const result: CaseResult = { name: c.name, unit: c.unit, samples: {} };
+    results.push(result);
+    for (let round = 0; round < rounds; round++) {
+      for (const server of running) {
+        if (c.skip?.includes(server.peer.name)) continue;
+        const sample = await measure(server, c);
+        (result.samples[server.peer.name] ??= []).push(sample);
+        console.log(
+          `${c.name.padEnd(16)} round ${round + 1} ${server.peer.name.padEnd(12)} ` +
+            `${fmt(sample.rate)} ${c.unit}/s, ${fmt(sample.perCpuSecond)} ${c.unit}/CPU-s, ` +
+            `server CPU ${sample.cpuSeconds.toFixed(2)} s, errors ${sample.errors}`,
+        );
+      }
+    }
+  }
+} finally {
+  for (const server of running) await stop(server);
+}
+
+// Held connections and start-up time need a fresh process each.
+const hold: Record<string, { rssPerConn: number[]; held: number[]; errors: number[] }> = {};
+const startup: Record<string, number[]> = {};
+if (!values.only || values.only.split(",").includes("hold")) {
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, peer] of peers.entries()) {
+      if (peer.name === "socat") continue;
+      const server = await start(peer, 21_100 + i);
+      try {
+        const before = await rss(server.child.pid);
+        let during = 0;
+        const report = await runBench({
+          host: "127.0.0.1",
+          port: server.port,
+          mode: "hold",
+          connections: holdCount,
+          connectTimeout: 30_000,
+          async onHeld() {
+            // Let the allocator settle before reading RSS.
+            await new Promise((r) => setTimeout(r, 500));
+            during = await rss(server.child.pid);
+          },
+        });
+        const entry = hold[peer.name] ??= { rssPerConn: [], held: [], errors: [] };
+        entry.rssPerConn.push((during - before) / holdCount);
+        entry.held.push(report.operations);
+        entry.errors.push(report.errorCount);
+        console.log(
+          `hold ${fmt(holdCount)}      round ${round + 1} ${peer.name.padEnd(12)} ` +
+            `${fmt(report.operations)} held, ${
+              ((during - before) / holdCount / 1024).toFixed(2)
+            } ` +
+            `KiB RSS per connection, errors ${report.errorCount}`,
+        );
+      } finally {
+        await stop(server);
+      }
+    }
+  }
+}
+if (!values.only || values.only.split(",").includes("startup")) {
+  for (let round = 0; round < Math.max(rounds, 3); round++) {
+    for (const [i, peer] of peers.entries()) {
+      const began = performance.now();
+      const server = await start(peer, 21_200 + i);
+      (startup[peer.name] ??= []).push(performance.now() - began);
+      await stop(server);
+    }
+  }
+}
+
+const summary = summarize();
+console.log(`\n${summary}`);
+await save(summary);
+
+function summarize(): string {
+  const names = peers.map((p) => p.name);
+  const lines = [
+    `| case | ${names.map((n) => `${n} rate`).join(" | ")} | ${
+      names.map((n) => `${n} per server CPU-s`).join(" | ")
+    } | echod/node efficiency |`,
+    `|---|${names.map(() => "---:").join("|")}|${names.map(() => "---:").join("|")}|---:|`,
+  ];
+  for (const r of results) {
+    const rate = names.map((n) => cell(r.samples[n], "rate", r.unit));
+    const eff = names.map((n) => cell(r.samples[n], "perCpuSecond", r.unit));
+    const ratio = ratioOf(r.samples.echod, r.samples.node);
+    lines.push(`| ${r.name} | ${rate.join(" | ")} | ${eff.join(" | ")} | ${ratio} |`);
+  }
+  const out = [lines.join("\n")];
+  if (Object.keys(hold).length > 0) {
+    out.push(
+      [
+        `| hold ${fmt(holdCount)} idle connections | ${names.map((n) => n).join(" | ")} |`,
+        `|---|${names.map(() => "---:").join("|")}|`,
+        `| RSS per connection | ${
+          names.map((n) => hold[n] ? `${(median(hold[n].rssPerConn) / 1024).toFixed(2)} KiB` : "—")
+            .join(" | ")
+        } |`,
+        `| held and echoing | ${
+          names.map((n) => (hold[n] ? fmt(Math.min(...hold[n].held)) : "—")).join(" | ")
+        } |`,
+      ].join("\n"),
+    );
+  }
+  if (Object.keys(startup).length > 0) {
+    out.push(
+      [
+        `| start to first echo | ${names.join(" | ")} |`,
+        `|---|${names.map(() => "---:").join("|")}|`,
+        `| median | ${
+          names.map((n) => (startup[n] ? `${median(startup[n]).toFixed(0)} ms` : "—")).join(" | ")
+        } |`,
+      ].join("\n"),
+    );
+  }
+  return out.join("\n\n");
+}
+
+function cell(samples: Sample[] | undefined, key: "rate" | "perCpuSecond", unit: string): string {
+  if (!samples || samples.length === 0) return "—";
+  const value = median(samples.map((s) => s[key]));
+  const errors = samples.reduce((a, s) => a + s.errors, 0);
+  return `${fmt(value)} ${unit}/s${errors > 0 ? ` (${errors} errors!)` : ""}`;
+}
+
+function ratioOf(a: Sample[] | undefined, b: Sample[] | undefined): string {
+  if (!a || !b) return "—";
+  return `${
+    (median(a.map((s) => s.perCpuSecond)) / median(b.map((s) => s.perCpuSecond))).toFixed(2)
+  }×`;
+}
+
+async function measure(server: Running, c: Case): Promise<Sample> {
+  const options: BenchOptions = {
+    host: "127.0.0.1",
+    port: server.port,
+    duration: caseSeconds * 1_000,
+    warmup: 1_000,
+    ...c.options,
+  };
+  // Server CPU over the measured window only, not the warm-up.
+  let cpuAtStart = Promise.resolve(0);
+  let cpuAtEnd = Promise.resolve(0);
+  const report = await runBench({
+    ...options,
+    onPhase(phase) {
+      if (phase === "measuring") cpuAtStart = cpuSeconds(server.child.pid);
+      else cpuAtEnd = cpuSeconds(server.child.pid);
+    },
+  });
+  const cpu = (await cpuAtEnd) - (await cpuAtStart);
+  const seconds = report.elapsedMs / 1_000;
+  const work = c.unit === "MB" ? report.verifiedBytes / 1e6 : report.operations;
+  return {
+    rate: work / seconds,
+    perCpuSecond: cpu > 0 ? work / cpu : 0,
+    cpuSeconds: cpu,
+    errors: report.errorCount,
+    p50: report.latency.p50,
+    p99: report.latency.p99,
+  };
+}
+
+async function start(peer: Peer, port: number): Promise<Running> {
+  const [program, ...args] = peer.command;
+  const child = new Deno.Command(program, {
+    args: [...args, String(port)],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  // Ready when a byte comes back.
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new Uint8Array([42]));
+      const got = await conn.read(new Uint8Array(1));
+      conn.close();
+      if (got === 1) break;
+    } catch {
+      if (performance.now() > deadline) throw new Error(`${peer.name} did not start on ${port}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  return { peer, port, child };
+}
+
+async function stop(server: Running): Promise<void> {
+  try {
+    server.child.kill("SIGKILL");
+  } catch {
+    // Already gone.
+  }
+  await server.child.status;
+}
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readProc(`/proc/${pid}/stat`);
+  // Fields after the parenthesised command name; utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+async function rss(pid: number): Promise<number> {
+  const status = await readProc(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+// Deno grants /proc only with --allow-all; cat needs just --allow-run.
+async function readProc(path: string): Promise<string> {
+  const out = await new Deno.Command("cat", { args: [path], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+async function has(program: string): Promise<boolean> {
+  try {
+    return (await new Deno.Command("sh", { args: ["-c", `command -v ${program}`] }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+async function describeMachine(): Promise<string> {
+  const cpu = /model name\s*:\s*(.*)/.exec(await readProc("/proc/cpuinfo"))?.[1] ?? "unknown CPU";
+  const cores = navigator.hardwareConcurrency;
+  const node = await new Deno.Command("node", { args: ["--version"] }).output()
+    .then((o) => new TextDecoder().decode(o.stdout).trim(), () => "none");
+  return `${cpu}, ${cores} cores, ${Deno.build.target}, deno ${Deno.version.deno}, node ${node}`;
+}
+
+async function save(table: string): Promise<void> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const dir = new URL("results/", import.meta.url);
+  await Deno.mkdir(dir, { recursive: true });
+  const json = {
+    version: VERSION,
+    machine,
+    rounds,
+    caseSeconds,
+    holdCount,
+    results,
+    hold,
+    startup,
+  };
+  await Deno.writeTextFile(new URL(`${stamp}.json`, dir), JSON.stringify(json, null, 2) + "\n");
+  const md = `# echod benchmark ${new Date().toISOString()}\n\n` +
+    `Machine: ${machine}. Rounds: ${rounds}, ${caseSeconds} s per case after 1 s warm-up; ` +
+    `medians. Command: \`deno task bench\`.\n\n${table}\n`;
+  await Deno.writeTextFile(new URL("latest.md", dir), md);
+  console.log(`\nsaved bench/results/${stamp}.json and bench/results/latest.md`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
