@@ -32,6 +32,8 @@ async function main(args: string[]): Promise<number> {
       return await (await import("./lib/run_client.ts")).runClient(command.config);
     case "bench":
       return await (await import("./lib/run_bench.ts")).runBenchCommand(command.config);
+    case "service":
+      return await (await import("./lib/run_service.ts")).runService(command.config);
   }
 }
 

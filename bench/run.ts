@@ -63,14 +63,19 @@ const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const caseSeconds = quick ? 2 : 5;
 const holdCount = quick ? 5_000 : 15_000;
 
-const allPeers: Peer[] = [
-  {
-    name: "echod",
+// echod as the bench runs it: no limits, quiet, on the port appended last.
+function echodPeer(name: string, workers: number): Peer {
+  // Workers load their module from disk, which takes read permission.
+  const permissions = workers > 1 ? ["--allow-net", "--allow-read"] : ["--allow-net"];
+  return {
+    name,
     command: [
       Deno.execPath(),
       "run",
-      "--allow-net",
+      ...permissions,
       "main.ts",
+      "--workers",
+      String(workers),
       "--max-conns",
       "0",
       "--max-conns-per-ip",
@@ -85,7 +90,12 @@ const allPeers: Peer[] = [
       "warning",
       "--port",
     ],
-  },
+  };
+}
+
+const allPeers: Peer[] = [
+  echodPeer("echod", 1),
+  echodPeer("echod-w2", 2),
   { name: "node", command: ["node", "bench/peers/node_pipe.mjs"] },
   {
     name: "deno-pipeTo",

@@ -21,6 +21,7 @@ import {
   DEFAULT_MAX_LIFETIME,
   type ServeOptions,
 } from "./server.ts";
+import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
 import { formatDuration, parseDuration, parseSize } from "./units.ts";
 
@@ -86,13 +87,31 @@ export interface BenchConfig {
   html?: string;
 }
 
+/** What `echod service` can do. */
+export type ServiceAction = "install" | "uninstall" | "status" | "print";
+
+/** Everything the `service` command runs with. */
+export interface ServiceConfig {
+  /** What to do. */
+  action: ServiceAction;
+  /** Which service manager (for `print`, any; otherwise this host's). */
+  kind: ServiceKind;
+  /** The serve options the service runs with, as given after `--`. */
+  serveArgs: string[];
+  /** Those options, parsed. */
+  serve: ServeConfig;
+  /** systemd only: install into this root directory instead of the running system. */
+  root?: string;
+}
+
 /** What the command line asks for. */
 export type Command =
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "serve"; config: ServeConfig }
   | { kind: "client"; config: ClientConfig }
-  | { kind: "bench"; config: BenchConfig };
+  | { kind: "bench"; config: BenchConfig }
+  | { kind: "service"; config: ServiceConfig };
 
 interface OptionSpec {
   name: string;
@@ -103,8 +122,10 @@ interface OptionSpec {
   help: string;
 }
 
+type CommandName = "serve" | "client" | "bench" | "service";
+
 interface CommandSpec {
-  name: "serve" | "client" | "bench";
+  name: CommandName;
   summary: string;
   usage: string;
   target: boolean;
@@ -327,12 +348,36 @@ const BENCH: CommandSpec = {
   ],
 };
 
-const COMMANDS: CommandSpec[] = [SERVE, CLIENT, BENCH];
+const SERVICE: CommandSpec = {
+  name: "service",
+  summary: "install echod as a system service (systemd, launchd, Windows task)",
+  usage:
+    "echod service install|uninstall|status|print [systemd|launchd|windows] [-- SERVE OPTIONS]",
+  target: false,
+  options: [
+    {
+      name: "root",
+      kind: "string",
+      value: "DIR",
+      help: "systemd: install into this root file system (an image) instead of the running system",
+    },
+    HELP,
+  ],
+  examples: [
+    "sudo echod service install -- --port 7007 --max-conns 20000",
+    "echod service print launchd -- --port 7007",
+    "sudo echod service status",
+    "sudo echod service uninstall",
+  ],
+};
+
+const COMMANDS: CommandSpec[] = [SERVE, CLIENT, BENCH, SERVICE];
+const SERVICE_ACTIONS: readonly ServiceAction[] = ["install", "uninstall", "status", "print"];
 const BENCH_MODES: readonly BenchMode[] = ["rr", "stream", "connect", "hold"];
 const COMMAND_NAMES = [...COMMANDS.map((c) => c.name), "help"];
 
 /** The text `echod --help` (or `echod COMMAND --help`) prints. */
-export function helpText(command: "serve" | "client" | "bench" = "serve"): string {
+export function helpText(command: CommandName = "serve"): string {
   const spec = COMMANDS.find((c) => c.name === command)!;
   const width = Math.max(...spec.options.map((o) => optionLabel(o).length));
   const lines = spec.options.map((o) => `  ${optionLabel(o).padEnd(width)}  ${o.help}`);
@@ -344,6 +389,7 @@ export function helpText(command: "serve" | "client" | "bench" = "serve"): strin
       "  echod [serve] [options]          run the server",
       "  echod client HOST:PORT [options] interactive client (like nc)",
       "  echod bench HOST:PORT [options]  load generator (see echod bench --help)",
+      "  echod service ACTION [KIND]      install as a service (see echod service --help)",
     ]
     : [`echod ${spec.name}: ${spec.summary}`, "", "Usage:", `  ${spec.usage}`];
   const footer = command === "serve"
@@ -388,6 +434,15 @@ export function parseCommandLine(args: string[]): Command {
     spec = named;
     rest = args.slice(1);
   }
+  // Service: what follows `--` are the serve options the service runs with.
+  let serveArgs: string[] = [];
+  if (spec === SERVICE) {
+    const cut = rest.indexOf("--");
+    if (cut !== -1) {
+      serveArgs = rest.slice(cut + 1);
+      rest = rest.slice(0, cut);
+    }
+  }
   const { values, positionals } = readOptions(rest, spec);
   if (values.has("help")) return { kind: "help", text: helpText(spec.name) };
   if (values.has("version")) return { kind: "version" };
@@ -402,6 +457,8 @@ export function parseCommandLine(args: string[]): Command {
       return { kind: "client", config: clientConfig(oneTarget(spec, positionals), opts) };
     case "bench":
       return { kind: "bench", config: benchConfig(oneTarget(spec, positionals), opts) };
+    case "service":
+      return { kind: "service", config: serviceConfig(positionals, serveArgs, opts) };
   }
 }
 
@@ -595,6 +652,58 @@ function benchConfig(target: Target, opts: OptionValues): BenchConfig {
     json: opts.has("json"),
     html: opts.path("html"),
   };
+}
+
+function serviceConfig(
+  positionals: string[],
+  serveArgs: string[],
+  opts: OptionValues,
+): ServiceConfig {
+  const [action, kindText, extra] = positionals;
+  if (action === undefined) {
+    throw new UsageError(`echod service needs an action: ${SERVICE.usage}`);
+  }
+  if (!(SERVICE_ACTIONS as readonly string[]).includes(action)) {
+    throw new UsageError(
+      `unknown service action '${action}'${
+        hint(action, SERVICE_ACTIONS, "") || `: use ${SERVICE_ACTIONS.join(", ")}`
+      }`,
+    );
+  }
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument '${extra}': serve options go after --`);
+  }
+  const host = hostServiceKind();
+  let kind = host;
+  if (kindText !== undefined) {
+    if (!(SERVICE_KINDS as readonly string[]).includes(kindText)) {
+      throw new UsageError(
+        `unknown service kind '${kindText}': use ${SERVICE_KINDS.join(", ")}${
+          kindText.startsWith("-") ? " (serve options go after --)" : ""
+        }`,
+      );
+    }
+    kind = kindText as ServiceKind;
+    if (action !== "print" && kind !== host) {
+      throw new UsageError(
+        `a ${kind} service cannot be ${
+          action === "status" ? "queried" : `${action}ed`
+        } on ${Deno.build.os}: ` +
+          `this host uses ${host} (echod service print ${kind} shows the file)`,
+      );
+    }
+  }
+  const root = opts.path("root");
+  if (root !== undefined && kind !== "systemd") {
+    throw new UsageError("--root is for systemd only");
+  }
+  const serve = parseCommandLine(["serve", ...serveArgs]);
+  if (serve.kind !== "serve") {
+    throw new UsageError(
+      "the options after -- are serve options; --help and --version do not belong there",
+    );
+  }
+  return { action: action as ServiceAction, kind, serveArgs, serve: serve.config, root };
 }
 
 function positiveTime(opts: OptionValues, name: string, fallback: number): number {

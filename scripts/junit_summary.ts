@@ -1,29 +1,32 @@
 #!/usr/bin/env -S deno run --allow-read
 /**
- * Prints `N passed, N failed, N skipped` from a `deno test --junit-path`
- * report, for CI. Exits 1 when a test failed or the report is missing.
+ * Prints `N passed, N failed, N skipped` over one or more `deno test
+ * --junit-path` reports, for CI. A missing report (a run that did not
+ * finish) counts as one failure. Exits 1 when anything failed.
  *
  * @module
  */
 
-const path = Deno.args[0] ?? ".test-results/junit.xml";
-let xml: string;
-try {
-  xml = await Deno.readTextFile(path);
-} catch {
-  console.log(`no test report at ${path}: the test run did not finish`);
-  console.log("0 passed, 1 failed");
-  Deno.exit(1);
-}
-const cases = xml.split("<testcase ").slice(1);
+const paths = Deno.args.length > 0 ? Deno.args : [".test-results/junit.xml"];
+let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const body of cases) {
-  const end = body.indexOf("</testcase>");
-  const inner = end === -1 ? "" : body.slice(0, end);
-  if (/<(failure|error)\b/.test(inner)) failed++;
-  else if (/<skipped\b/.test(inner)) skipped++;
+for (const path of paths) {
+  let xml: string;
+  try {
+    xml = await Deno.readTextFile(path);
+  } catch {
+    console.log(`no test report at ${path}: that test run did not finish`);
+    failed++;
+    continue;
+  }
+  for (const body of xml.split("<testcase ").slice(1)) {
+    const end = body.indexOf("</testcase>");
+    const inner = end === -1 ? "" : body.slice(0, end);
+    if (/<(failure|error)\b/.test(inner)) failed++;
+    else if (/<skipped\b/.test(inner)) skipped++;
+    else passed++;
+  }
 }
-const passed = cases.length - failed - skipped;
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 Deno.exit(failed > 0 ? 1 : 0);

@@ -138,20 +138,18 @@ export class Echod {
     return await this.exited();
   }
 
-  /**
-   * Resident set size in bytes (Linux). Read through `cat`, since Deno
-   * grants /proc only with --allow-all.
-   */
+  /** Resident set size in bytes (Linux). */
   async rss(): Promise<number> {
-    const output = await new Deno.Command("cat", {
-      args: [`/proc/${this.pid}/status`],
-    })
-      .output();
-    const kb = /VmRSS:\s+(\d+) kB/.exec(
-      new TextDecoder().decode(output.stdout),
-    );
+    const kb = /VmRSS:\s+(\d+) kB/.exec(await readProc(`/proc/${this.pid}/status`));
     if (!kb) throw new Error(`no VmRSS for process ${this.pid}`);
     return Number(kb[1]) * 1024;
+  }
+
+  /** CPU time (user + system) the process has used, in seconds (Linux). */
+  async cpuSeconds(): Promise<number> {
+    const stat = await readProc(`/proc/${this.pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 }
 
@@ -224,6 +222,12 @@ export async function runEchod(
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
+}
+
+// Deno grants /proc only with --allow-all; cat needs just --allow-run.
+async function readProc(path: string): Promise<string> {
+  const output = await new Deno.Command("cat", { args: [path] }).output();
+  return new TextDecoder().decode(output.stdout);
 }
 
 function lineSplitter(): TransformStream<string, string> {

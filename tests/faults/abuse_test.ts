@@ -1,0 +1,195 @@
+/**
+ * Abusive clients: slowloris, slow readers, connection floods and
+ * descriptor exhaustion, each against a spawned echod, with a well-behaved
+ * client checked alongside.
+ */
+
+import assert from "node:assert/strict";
+import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
+import { type Echod, startEchod } from "../_echod.ts";
+
+/** Round-trip times of `count` 64-byte messages on one fresh connection, in ms, sorted. */
+async function latencies(port: number, count: number): Promise<number[]> {
+  const conn = await connect("127.0.0.1", port);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const began = performance.now();
+      assert.equal(await roundTrip(conn, "x".repeat(64)), "x".repeat(64));
+      times.push(performance.now() - began);
+    }
+  } finally {
+    conn.close();
+  }
+  return times.sort((a, b) => a - b);
+}
+
+function p99(sorted: number[]): number {
+  return sorted[Math.floor(sorted.length * 0.99)];
+}
+
+/** Opens `count` connections, `batch` at a time. */
+async function openMany(port: number, count: number, host = "127.0.0.1"): Promise<Deno.Conn[]> {
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < count; i += 200) {
+    const batch = Math.min(200, count - i);
+    conns.push(...await Promise.all(Array.from({ length: batch }, () => connect(host, port))));
+  }
+  return conns;
+}
+
+async function stopped(echod: Echod): Promise<Record<string, unknown>> {
+  assert.equal((await echod.stop()).code, 0);
+  return await echod.waitForMessage("stopped");
+}
+
+Deno.test("slowloris: 2,000 near-silent connections close at --idle-timeout; a good client keeps its latency", async () => {
+  const echod = await startEchod([
+    "--idle-timeout",
+    "2s",
+    "--max-conns",
+    "0",
+    "--max-conns-per-ip",
+    "0",
+  ]);
+  const before = await latencies(echod.port, 200);
+  const slow = await openMany(echod.port, 2_000);
+  try {
+    // Each sends its one byte (the next would be due in a minute).
+    await Promise.all(slow.map(async (conn) => {
+      await writeAll(conn, new Uint8Array([1]));
+      const one = new Uint8Array(1);
+      assert.equal(await conn.read(one), 1);
+    }));
+    const quietSince = performance.now();
+    const during = await latencies(echod.port, 200);
+    assert.ok(
+      p99(during) < Math.max(20, 5 * p99(before)),
+      `p99 ${p99(during).toFixed(2)} ms with 2,000 slow clients, ${
+        p99(before).toFixed(2)
+      } ms before`,
+    );
+    const closed = await Promise.all(slow.map(closedByPeer));
+    const after = performance.now() - quietSince;
+    assert.ok(closed.every((c) => c), "a slow connection was not closed by echod");
+    assert.ok(after >= 1_900 && after < 6_000, `closed after ${after.toFixed(0)} ms`);
+  } finally {
+    slow.forEach(closeQuietly);
+  }
+  const totals = await stopped(echod);
+  assert.equal(totals.idleTimeouts, 2_000);
+});
+
+Deno.test("slow readers: 20 clients that write and never read leave memory bounded and others served", async () => {
+  const echod = await startEchod(["--idle-timeout", "3s"]);
+  const baseline = await echod.rss();
+  const readers = await openMany(echod.port, 20);
+  const MiB = 1024 * 1024;
+  const written = new Array(20).fill(0);
+  // Each writes up to 64 MiB; the writes stall once buffers fill.
+  const writers = readers.map(async (conn, i) => {
+    const chunk = pattern(MiB, i + 1);
+    try {
+      for (let n = 0; n < 64; n++) {
+        await writeAll(conn, chunk);
+        written[i] += MiB;
+      }
+    } catch {
+      // Closed by echod at the idle timeout: expected.
+    }
+  });
+  try {
+    let last = -1;
+    const total = () => written.reduce((a, b) => a + b, 0);
+    while (total() !== last) {
+      last = total();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(total() < 20 * 64 * MiB, "the writers never stalled");
+    const growth = (await echod.rss()) - baseline;
+    // At most one 64 KiB buffer per slow reader is held by echod.
+    assert.ok(growth < 48 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB`);
+    const times = await latencies(echod.port, 100);
+    assert.ok(p99(times) < 50, `p99 ${p99(times).toFixed(2)} ms beside the slow readers`);
+    // Stalled both ways, they count as idle and are closed.
+    await Promise.all(writers);
+  } finally {
+    readers.forEach(closeQuietly);
+  }
+  const totals = await stopped(echod);
+  assert.equal(totals.idleTimeouts, 20);
+});
+
+Deno.test("a flood past --max-conns and --max-conns-per-ip is refused at once, counted, logged sparingly", async () => {
+  const echod = await startEchod(["--max-conns", "100", "--max-conns-per-ip", "60"]);
+  const open: Deno.Conn[] = [];
+  try {
+    const attempts = await Promise.all(
+      Array.from({ length: 600 }, async (_, i) => {
+        const host = i % 2 ? "::1" : "127.0.0.1";
+        const conn = await connect(host, echod.port);
+        try {
+          const echoed = await roundTrip(conn, "hi");
+          open.push(conn);
+          return { host, admitted: echoed === "hi" };
+        } catch {
+          conn.close();
+          return { host, admitted: false };
+        }
+      }),
+    );
+    const admitted = attempts.filter((a) => a.admitted);
+    assert.equal(admitted.length, 100);
+    for (const host of ["::1", "127.0.0.1"]) {
+      assert.ok(admitted.filter((a) => a.host === host).length <= 60, `${host} over its limit`);
+    }
+    // The admitted still echo.
+    for (const conn of open.slice(0, 10)) assert.equal(await roundTrip(conn, "ok"), "ok");
+    const refusalLines = echod.records.filter((r) => r.message.startsWith("refused"));
+    assert.ok(refusalLines.length >= 1 && refusalLines.length <= 2, `${refusalLines.length} lines`);
+    // After the flood, room again.
+    open.splice(0).forEach(closeQuietly);
+    let again: Deno.Conn | undefined;
+    for (let tries = 0; again === undefined && tries < 200; tries++) {
+      const conn = await connect("127.0.0.1", echod.port);
+      try {
+        if (await roundTrip(conn, "back") === "back") again = conn;
+      } catch {
+        conn.close(); // echod has not seen the closes yet
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    assert.ok(again, "echod did not admit again after the flood");
+    again.close();
+  } finally {
+    open.forEach(closeQuietly);
+  }
+  const totals = await stopped(echod);
+  const refused = (totals.refusedMaxConns as number) + (totals.refusedMaxConnsPerIp as number);
+  assert.ok(refused >= 500, `${refused} refusals counted`);
+  // Admitted: the 100 of the flood and the one after it.
+  assert.equal((totals.accepted as number) - refused, 101);
+});
+
+Deno.test("descriptor exhaustion: no crash, no busy loop, accepting resumes", async () => {
+  const echod = await startEchod([], { shellPrefix: "ulimit -n 64" });
+  const held = await openMany(echod.port, 300);
+  try {
+    await echod.waitForMessage("accept failed");
+    // Saturated for a second: the backoff keeps echod nearly idle.
+    const cpuBefore = await echod.cpuSeconds();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const cpu = (await echod.cpuSeconds()) - cpuBefore;
+    assert.ok(cpu < 0.2, `echod used ${cpu.toFixed(2)} s of CPU in 1 s while saturated`);
+    held.splice(0).forEach(closeQuietly);
+    const fresh = await connect("::1", echod.port);
+    assert.equal(await roundTrip(fresh, "resumed"), "resumed");
+    fresh.close();
+  } finally {
+    held.forEach(closeQuietly);
+  }
+  const totals = await stopped(echod);
+  assert.equal(totals.accepted, 301);
+  const errorLines = echod.records.filter((r) => r.message.startsWith("accept failed"));
+  assert.ok(errorLines.length <= 3, `${errorLines.length} accept-error lines: not rate-limited`);
+});

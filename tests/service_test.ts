@@ -1,0 +1,243 @@
+/**
+ * `echod service`: the unit, plist and task for each platform, checked for
+ * content and by the tools that read them; install and uninstall into an
+ * offline systemd root.
+ */
+
+import assert from "node:assert/strict";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { ROOT, runEchod } from "./_echod.ts";
+
+const SERVICE_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run=systemctl",
+];
+
+async function print(kind: string, serveArgs: string[]): Promise<string> {
+  const { code, stdout, stderr } = await runEchod(["service", "print", kind, "--", ...serveArgs]);
+  assert.equal(code, 0, stderr);
+  return stdout;
+}
+
+function hasProgram(name: string): Promise<boolean> {
+  return new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output()
+    .then((o) => o.success, () => false);
+}
+
+Deno.test("systemd unit: serve options, sandbox, no capabilities above port 1024", async () => {
+  const unit = await print("systemd", ["--port", "7007", "--max-conns", "20000"]);
+  assert.match(
+    unit,
+    /^ExecStart=\S+ run --allow-net \S+main\.ts serve --port 7007 --max-conns 20000$/m,
+  );
+  for (
+    const line of [
+      "Restart=on-failure",
+      "DynamicUser=yes",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      "CapabilityBoundingSet=",
+      "AmbientCapabilities=",
+      "LimitNOFILE=21024",
+      "StandardError=journal",
+      "WantedBy=multi-user.target",
+    ]
+  ) {
+    assert.ok(unit.split("\n").includes(line), `missing: ${line}`);
+  }
+  assert.doesNotMatch(unit, /CAP_NET_BIND_SERVICE/);
+});
+
+Deno.test("systemd unit: a port below 1024 gets CAP_NET_BIND_SERVICE and nothing else", async () => {
+  const unit = await print("systemd", ["--port", "7"]);
+  assert.ok(unit.includes("\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"));
+  assert.ok(unit.includes("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"));
+});
+
+const hasAnalyze = await hasProgram("systemd-analyze");
+if (!hasAnalyze) console.log("skipping systemd-analyze verify: systemd-analyze is not installed");
+
+Deno.test({
+  name: "systemd unit passes systemd-analyze verify without a warning",
+  ignore: !hasAnalyze,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      for (
+        const args of [["--port", "7007"], [
+          "--port",
+          "80",
+          "--log-file",
+          "/var/log/echod/echod.log",
+        ]]
+      ) {
+        const path = `${dir}/echod.service`;
+        await Deno.writeTextFile(path, await print("systemd", args));
+        const out = await new Deno.Command("systemd-analyze", { args: ["verify", path] }).output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, stderr);
+        // Only the note about multi-user.target (absent in a container) may appear.
+        const warnings = stderr.split("\n").filter((l) =>
+          l !== "" && !/multi-user\.target/.test(l)
+        );
+        assert.deepEqual(warnings, []);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("launchd plist is well-formed XML with the daemon's keys", async () => {
+  const plist = await print("launchd", ["--port", "7007"]);
+  assert.equal(XMLValidator.validate(plist), true);
+  const parsed = new XMLParser({ preserveOrder: false }).parse(plist);
+  const dict = parsed.plist.dict;
+  const keys: string[] = dict.key;
+  for (
+    const key of [
+      "Label",
+      "ProgramArguments",
+      "RunAtLoad",
+      "KeepAlive",
+      "UserName",
+      "SoftResourceLimits",
+      "StandardErrorPath",
+    ]
+  ) {
+    assert.ok(keys.includes(key), `missing key ${key}`);
+  }
+  assert.ok(dict.string.includes("dev.echod"));
+  assert.ok(dict.string.includes("nobody"));
+  assert.ok(dict.string.includes("/var/log/echod/echod.log"));
+  assert.deepEqual(dict.array.string.slice(-3), ["serve", "--port", "7007"]);
+});
+
+Deno.test("Windows script registers a boot task as SYSTEM that restarts and logs to a file", async () => {
+  const script = await print("windows", ["--port", "7007"]);
+  assert.match(script, /Register-ScheduledTask -TaskName 'echod' -Xml \$xml -Force/);
+  assert.match(script, /New-NetFirewallRule .* -LocalPort 7007 /);
+  const xml = /@'\n([\s\S]*?)'@/.exec(script)![1];
+  assert.equal(XMLValidator.validate(xml), true);
+  const task = new XMLParser().parse(xml).Task;
+  assert.equal(task.Principals.Principal.UserId, "S-1-5-18");
+  assert.ok("BootTrigger" in task.Triggers);
+  assert.equal(task.Settings.ExecutionTimeLimit, "PT0S");
+  assert.equal(task.Settings.RestartOnFailure.Count, 999);
+  assert.match(
+    task.Actions.Exec.Arguments,
+    /serve --port 7007 --log-file C:\\ProgramData\\echod\\echod\.log/,
+  );
+});
+
+Deno.test("service install and uninstall into an offline systemd root, idempotently", async () => {
+  const root = await Deno.makeTempDir();
+  const unit = `${root}/etc/systemd/system/echod.service`;
+  const wants = `${root}/etc/systemd/system/multi-user.target.wants/echod.service`;
+  try {
+    for (let i = 0; i < 2; i++) {
+      const { code, stdout, stderr } = await runEchod(
+        ["service", "install", "--root", root, "--", "--port", "7007"],
+        SERVICE_PERMISSIONS,
+      );
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /installed .*echod\.service and enabled it/);
+      assert.match(await Deno.readTextFile(unit), /serve --port 7007/);
+      assert.ok((await Deno.lstat(wants)).isSymlink);
+    }
+    const removed = await runEchod(["service", "uninstall", "--root", root], SERVICE_PERMISSIONS);
+    assert.equal(removed.code, 0, removed.stderr);
+    await assert.rejects(Deno.lstat(unit), Deno.errors.NotFound);
+    await assert.rejects(Deno.lstat(wants), Deno.errors.NotFound);
+    const again = await runEchod(["service", "uninstall", "--root", root], SERVICE_PERMISSIONS);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /not installed/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("service usage errors: one line each, exit 2", async () => {
+  const other = Deno.build.os === "darwin" ? "systemd" : "launchd";
+  for (
+    const [args, message] of [
+      [["service"], /^echod service needs an action: /],
+      [["service", "start"], /^unknown service action 'start': did you mean status\?$/],
+      [
+        ["service", "print", "upstart"],
+        /^unknown service kind 'upstart': use systemd, launchd, windows$/,
+      ],
+      [["service", "install", other], new RegExp(`^a ${other} service cannot be installed on `)],
+      [["service", "print", "--", "--port", "70000"], /^port 70000 is out of range \(0-65535\)$/],
+      [["service", "print", "--", "--help"], /^the options after -- are serve options/],
+      [
+        ["service", "install", "--", "--port", "7007"],
+        /^echod service install needs --allow-write=\S+ --allow-run=\S+ on the deno command line$/,
+      ],
+    ] as [string[], RegExp][]
+  ) {
+    const { code, stderr } = await runEchod(args);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.equal(stderr.split("\n").length, 2, stderr);
+    assert.match(stderr.replace(/^echod: /, "").trimEnd(), message);
+  }
+});
+
+// deno compile downloads the runtime it embeds; where that is impossible the
+// test is skipped, with the reason printed.
+const compiledDir = await Deno.makeTempDir();
+const compiled = await new Deno.Command(Deno.execPath(), {
+  args: ["task", "compile", "--output", `${compiledDir}/echod`],
+  cwd: ROOT,
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+const compileError = compiled.success
+  ? undefined
+  : new TextDecoder().decode(compiled.stderr).trim().split("\n").filter((l) => l !== "").at(-1);
+if (compileError !== undefined) {
+  console.log(`skipping the compiled-binary test: deno compile failed here (${compileError})`);
+  await Deno.remove(compiledDir, { recursive: true });
+}
+
+Deno.test({
+  name: "the compiled binary echoes over IPv4 and IPv6 and reports its version",
+  ignore: compileError !== undefined,
+  async fn() {
+    const binary = `${compiledDir}/echod${Deno.build.os === "windows" ? ".exe" : ""}`;
+    try {
+      const version = await new Deno.Command(binary, { args: ["--version"] }).output();
+      assert.match(
+        new TextDecoder().decode(version.stdout),
+        new RegExp(
+          `^echod \\d+\\.\\d+\\.\\d+ \\(deno ${Deno.version.deno}, ${Deno.build.target}\\)`,
+        ),
+      );
+      const child = new Deno.Command(binary, {
+        args: ["--port", "0", "--log-format", "json"],
+        stderr: "piped",
+      }).spawn();
+      const lines = child.stderr.pipeThrough(new TextDecoderStream()).values();
+      const ready = JSON.parse((await lines.next()).value as string);
+      for (const host of ["127.0.0.1", "::1"]) {
+        const conn = await Deno.connect({ hostname: host, port: ready.port });
+        await conn.write(new TextEncoder().encode("compiled"));
+        const buf = new Uint8Array(8);
+        let got = 0;
+        while (got < 8) got += (await conn.read(buf.subarray(got))) ?? 8;
+        conn.close();
+        assert.equal(new TextDecoder().decode(buf), "compiled");
+      }
+      child.kill("SIGTERM");
+      for await (const _ of lines) { /* drain */ }
+      assert.equal((await child.status).code, 0);
+    } finally {
+      await Deno.remove(compiledDir, { recursive: true });
+    }
+  },
+});
