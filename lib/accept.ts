@@ -8,7 +8,11 @@
 
 /** Backoff and error reporting for {@linkcode acceptLoop}. */
 export interface AcceptLoopOptions {
-  /** Called for each failed accept with the delay before the next try (0: at once). */
+  /**
+   * Called for each failed accept with the delay before the next try; 0
+   * means the failure belonged to one connection (its peer gave up or reset
+   * before it was taken) and the loop went straight on.
+   */
   onError: (error: Error, retryInMs: number) => void;
   /**
    * First delay after a failure that is not specific to one connection, in ms.
@@ -60,9 +64,13 @@ function isClosed(error: unknown): boolean {
     error instanceof Deno.errors.Interrupted;
 }
 
+// The connection died between the handshake and accept() or the address
+// lookup that follows it (ENOTCONN from getpeername after a reset): only
+// that connection is lost, and the next one may be waiting.
 function isPeerFailure(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.ConnectionReset;
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.NotConnected;
 }
 
 function delay(ms: number): Promise<void> {

@@ -21,24 +21,32 @@ import {
 /** Runs the service action and returns the exit code. */
 export async function runService(config: ServiceConfig): Promise<number> {
   const spec = serviceSpec(config);
+  if (config.action === "print") {
+    console.log(renderService(config.kind, spec).trimEnd());
+    warnIfHidden(config, spec);
+    return 0;
+  }
+  switch (config.kind) {
+    case "systemd": {
+      const code = await systemd(config, spec);
+      if (config.action === "install") warnIfHidden(config, spec);
+      return code;
+    }
+    case "launchd":
+      return await launchd(config, spec);
+    case "windows":
+      return await windows(config, spec);
+  }
+}
+
+/** systemd's ProtectHome=yes hides /root and /home: say so when the command lives there. */
+function warnIfHidden(config: ServiceConfig, spec: ServiceSpec): void {
   const hidden = spec.command.find((part) => /^\/(root|home)\//.test(part));
   if (config.kind === "systemd" && hidden !== undefined) {
     console.error(
       `echod: note: the service would run ${hidden}, which ProtectHome=yes hides from it; ` +
         "install the compiled echod binary (or deno and echod) outside /root and /home",
     );
-  }
-  if (config.action === "print") {
-    console.log(renderService(config.kind, spec).trimEnd());
-    return 0;
-  }
-  switch (config.kind) {
-    case "systemd":
-      return await systemd(config, spec);
-    case "launchd":
-      return await launchd(config, spec);
-    case "windows":
-      return await windows(config, spec);
   }
 }
 

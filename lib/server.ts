@@ -126,6 +126,17 @@ export function serve(options: ServeOptions = {}): Server {
     const where = formatAddr(listener.addr);
     acceptLoop(listener, admit, {
       onError(error, retryInMs) {
+        if (retryInMs === 0) {
+          // One peer's connection died before it was taken: not a server fault.
+          stats.acceptAborted++;
+          if (log.isEnabledFor("debug")) {
+            log.debug("a connection on {listener} died before it was accepted: {error}", {
+              listener: where,
+              error: error.message,
+            });
+          }
+          return;
+        }
         stats.acceptErrors++;
         const held = acceptThrottle.take();
         if (held === undefined) return;

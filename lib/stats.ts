@@ -39,6 +39,8 @@ export class Stats implements Tally, StatsSource {
   bytesOut = 0;
   /** Failed accept calls (descriptor exhaustion and the like). */
   acceptErrors = 0;
+  /** Connections that died (reset) before they could be accepted. */
+  acceptAborted = 0;
   /** Connections refused at admission, by reason. */
   refused: Record<RefusalReason, number> = {
     "max-conns": 0,
@@ -66,6 +68,7 @@ export class Stats implements Tally, StatsSource {
       idleTimeouts: this.expired["idle-timeout"],
       lifetimeEnds: this.expired["max-lifetime"],
       acceptErrors: this.acceptErrors,
+      acceptAborted: this.acceptAborted,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
     };

@@ -58,7 +58,10 @@ const BAD_INPUTS: [string[], string][] = [
   [["--log-format", "yaml"], "--log-format 'yaml' is not one of text, json"],
   [["--help=yes"], "--help takes no value"],
   [["srve"], "unknown command 'srve': did you mean serve?"],
-  [["frobnicate"], "unknown command 'frobnicate': commands are serve, client, bench, help"],
+  [
+    ["frobnicate"],
+    "unknown command 'frobnicate': commands are serve, client, bench, service, help",
+  ],
   [["serve", "extra"], "unexpected argument 'extra': options start with --"],
 ];
 

@@ -155,9 +155,23 @@ Deno.test("soak with SIGTERM mid-run: each connection completes or is closed at 
     { length: 200 },
     (_, id) => client(echod.port, id, () => true, tally, () => terminated),
   );
+  // And 20 that echo once and then wait: only the drain timeout ends them.
+  const lingering = await Promise.all(
+    Array.from({ length: 20 }, () => connect("127.0.0.1", echod.port)),
+  );
+  for (const conn of lingering) {
+    await writeAll(conn, SOURCE.subarray(0, 100));
+    assert.equal((await readUpTo(conn, 100)).length, 100);
+  }
   await new Promise((r) => setTimeout(r, 3_000));
   terminated = true;
+  const stopAt = performance.now();
   echod.kill("SIGTERM");
+  const lingerEnds = Promise.all(lingering.map(async (conn) => {
+    const rest = await readUpTo(conn, 1);
+    conn.close();
+    return { bytes: rest.length, after: performance.now() - stopAt };
+  }));
   // None may hang: all end within the drain timeout and a margin.
   let timer: ReturnType<typeof setTimeout> | undefined;
   const guard = new Promise<never>((_, reject) => {
@@ -168,6 +182,14 @@ Deno.test("soak with SIGTERM mid-run: each connection completes or is closed at 
   } finally {
     clearTimeout(timer);
   }
+  const ends = await lingerEnds;
+  for (const end of ends) {
+    assert.equal(end.bytes, 0);
+    assert.ok(
+      end.after >= 900 && end.after < 5_000,
+      `closed ${end.after.toFixed(0)} ms after SIGTERM`,
+    );
+  }
   const { code } = await echod.exited();
   assert.equal(code, 0);
   assert.equal(tally.mismatches, 0);
@@ -175,5 +197,7 @@ Deno.test("soak with SIGTERM mid-run: each connection completes or is closed at 
   console.log(
     `after SIGTERM: ${tally.messages} messages completed, ${tally.closedByShutdown} cut at the drain timeout, ${tally.refused} refused once stopped`,
   );
+  const cut = await echod.waitForMessage("connections still open");
+  assert.ok((cut.active as number) >= 20, cut.message);
   await echod.waitForMessage("stopped");
 });
