@@ -10,6 +10,7 @@
 
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
+import { type Cidr, parseCidr } from "./acl.ts";
 import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./admission.ts";
 import type { BenchMode } from "./bench.ts";
 import { UsageError } from "./errors.ts";
@@ -23,6 +24,7 @@ import {
 } from "./server.ts";
 import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
+import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "./udp.ts";
 import { formatDuration, parseDuration, parseSize } from "./units.ts";
 
 /** Everything the `serve` command runs with. */
@@ -37,6 +39,12 @@ export interface ServeConfig {
   log: LogOptions;
   /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
   workers: number;
+  /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
+  tls?: { certFile: string; keyFile: string; port?: number };
+  /** Where to serve /metrics and /healthz. */
+  metrics?: Target;
+  /** UDP echo, when asked for, with its rates (per source, in all). */
+  udp?: { rate: number; maxRate: number };
 }
 
 /** A host and port to connect to. */
@@ -236,6 +244,70 @@ const SERVE: CommandSpec = {
       short: "w",
       value: "N",
       help: "serve from N threads sharing the port, Linux only (default: 1)",
+    },
+    {
+      name: "allow",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "only these addresses may connect (TCP and UDP); repeatable",
+    },
+    {
+      name: "deny",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "these addresses may not connect, whatever --allow says; repeatable",
+    },
+    {
+      name: "accept-rate",
+      kind: "string",
+      value: "N",
+      help: "new connections per second from one address, 0 for no limit (default: 0)",
+    },
+    {
+      name: "proxy-protocol",
+      kind: "boolean",
+      help: "expect a PROXY v1/v2 header from --trusted-proxy addresses",
+    },
+    {
+      name: "trusted-proxy",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "a load balancer whose PROXY header names the real client; repeatable",
+    },
+    {
+      name: "tls-cert",
+      kind: "string",
+      value: "FILE",
+      help: "serve TLS with this PEM certificate chain (needs --allow-read=FILE)",
+    },
+    { name: "tls-key", kind: "string", value: "FILE", help: "the PEM private key for --tls-cert" },
+    {
+      name: "tls-port",
+      kind: "string",
+      value: "PORT",
+      help: "serve TLS on this port and plain TCP on --port (default: TLS on --port)",
+    },
+    {
+      name: "metrics",
+      kind: "string",
+      value: "[ADDR:]PORT",
+      help: "serve Prometheus /metrics and /healthz here (default: off; ADDR: 127.0.0.1)",
+    },
+    { name: "udp", kind: "boolean", help: "also serve UDP echo on the same port (off by default)" },
+    {
+      name: "udp-rate",
+      kind: "string",
+      value: "N",
+      help: `UDP datagrams answered per second per source (default: ${DEFAULT_UDP_RATE})`,
+    },
+    {
+      name: "udp-max-rate",
+      kind: "string",
+      value: "N",
+      help: `UDP datagrams answered per second in all (default: ${DEFAULT_UDP_MAX_RATE})`,
     },
     HELP,
     { name: "version", kind: "boolean", short: "V", help: "show the version and exit" },
@@ -592,10 +664,36 @@ function serveConfig(opts: OptionValues): ServeConfig {
     throw new UsageError(`--host ${duplicate} is given twice`);
   }
   const port = opts.last("port");
+  const mainPort = port === undefined ? DEFAULT_PORT : parsePort(port, "port");
+  const allow = opts.all("allow").map((text) => parseBlock("allow", text));
+  const deny = opts.all("deny").map((text) => parseBlock("deny", text));
+  const trusted = opts.all("trusted-proxy").map((text) => parseBlock("trusted-proxy", text));
+  if (opts.has("proxy-protocol") && trusted.length === 0) {
+    throw new UsageError(
+      "--proxy-protocol needs at least one --trusted-proxy CIDR (your load balancers' addresses)",
+    );
+  }
+  if (!opts.has("proxy-protocol") && trusted.length > 0) {
+    throw new UsageError("--trusted-proxy needs --proxy-protocol");
+  }
+  for (const name of ["udp-rate", "udp-max-rate"]) {
+    if (opts.has(name) && !opts.has("udp")) throw new UsageError(`--${name} needs --udp`);
+  }
   return {
+    tls: tlsConfig(opts, mainPort),
+    metrics: opts.has("metrics") ? parseMetricsTarget(opts.last("metrics")!) : undefined,
+    udp: opts.has("udp")
+      ? {
+        rate: opts.count("udp-rate", DEFAULT_UDP_RATE, 1),
+        maxRate: opts.count("udp-max-rate", DEFAULT_UDP_MAX_RATE, 1),
+      }
+      : undefined,
     server: {
       hosts,
-      port: port === undefined ? DEFAULT_PORT : parsePort(port, "port"),
+      port: mainPort,
+      access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
+      acceptRate: opts.count("accept-rate", 0),
+      proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
       maxConns: opts.count("max-conns", DEFAULT_MAX_CONNS),
       maxConnsPerIp: opts.count("max-conns-per-ip", DEFAULT_MAX_CONNS_PER_IP),
       idleTimeout: opts.time("idle-timeout", DEFAULT_IDLE_TIMEOUT),
@@ -610,6 +708,47 @@ function serveConfig(opts: OptionValues): ServeConfig {
     },
     workers: opts.count("workers", 1, 1),
   };
+}
+
+function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {
+  const certFile = opts.path("tls-cert");
+  const keyFile = opts.path("tls-key");
+  const tlsPort = opts.last("tls-port");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both");
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    if (tlsPort !== undefined) throw new UsageError("--tls-port needs --tls-cert and --tls-key");
+    return undefined;
+  }
+  if (tlsPort === undefined) return { certFile, keyFile };
+  const port = parsePort(tlsPort, "--tls-port");
+  if (port !== 0 && port === mainPort) {
+    throw new UsageError(
+      `--tls-port ${port} is --port too: leave out --tls-port to serve TLS on --port`,
+    );
+  }
+  return { certFile, keyFile, port };
+}
+
+function parseBlock(name: string, text: string): Cidr {
+  const cidr = parseCidr(text);
+  if (cidr === undefined) {
+    throw new UsageError(
+      `--${name} ${text} is not an address or CIDR block (e.g. 192.0.2.0/24, 2001:db8::/32)`,
+    );
+  }
+  return cidr;
+}
+
+function parseMetricsTarget(text: string): Target {
+  if (/^\d+$/.test(text)) return { host: "127.0.0.1", port: parsePort(text, "--metrics port") };
+  const target = parseTarget(text);
+  if (isIP(target.host) === 0) {
+    throw new UsageError(`--metrics ${text}: ${target.host} is not an IP address`);
+  }
+  if (!/:\d+$/.test(text)) throw new UsageError(`--metrics ${text} needs a port (ADDR:PORT)`);
+  return target;
 }
 
 function clientConfig(target: Target, opts: OptionValues): ClientConfig {

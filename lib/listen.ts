@@ -26,6 +26,11 @@ export interface BindOptions {
    * @default {false}
    */
   reusePort?: boolean;
+  /**
+   * Serve TLS with this PEM certificate chain and key instead of plain TCP.
+   * @default {undefined}
+   */
+  tls?: { cert: string; key: string };
 }
 
 /** Default TCP port (RFC 862 assigns 7, which needs privilege). */
@@ -45,7 +50,7 @@ export type StackMode =
 /** Open listeners and how they came to be. */
 export interface Binding {
   /** One listener per bound address. */
-  listeners: Deno.TcpListener[];
+  listeners: Deno.Listener[];
   /** The port every listener is bound to. */
   port: number;
   /** How the addresses were chosen. */
@@ -63,8 +68,8 @@ export interface Binding {
 export function bind(options: BindOptions = {}): Binding {
   const port = options.port ?? DEFAULT_PORT;
   const hosts = options.hosts ?? [];
-  const reusePort = options.reusePort ?? false;
-  return hosts.length > 0 ? bindExactly(hosts, port, reusePort) : bindAll(port);
+  const how = { reusePort: options.reusePort ?? false, tls: options.tls };
+  return hosts.length > 0 ? bindExactly(hosts, port, how) : bindAll(port, how);
 }
 
 /** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
@@ -73,13 +78,18 @@ export function formatAddr(addr: Deno.Addr): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
-function bindExactly(hosts: string[], port: number, reusePort: boolean): Binding {
-  const listeners: Deno.TcpListener[] = [];
+interface How {
+  reusePort: boolean;
+  tls?: { cert: string; key: string };
+}
+
+function bindExactly(hosts: string[], port: number, how: How): Binding {
+  const listeners: Deno.Listener[] = [];
   try {
     for (const hostname of hosts) {
       // With port 0, the first listener picks the port and the rest share it.
       const shared = listeners.length > 0 ? portOf(listeners[0]) : port;
-      listeners.push(open(hostname, shared, reusePort));
+      listeners.push(open(hostname, shared, how));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -88,13 +98,13 @@ function bindExactly(hosts: string[], port: number, reusePort: boolean): Binding
   return { listeners, port: portOf(listeners[0]), mode: "explicit" };
 }
 
-function bindAll(port: number): Binding {
-  let v6: Deno.TcpListener;
+function bindAll(port: number, how: How): Binding {
+  let v6: Deno.Listener;
   try {
-    v6 = open("::", port);
+    v6 = open("::", port, how);
   } catch (error) {
     if (!isNoIpv6(error)) throw error;
-    const v4 = open("0.0.0.0", port);
+    const v4 = open("0.0.0.0", port, how);
     return {
       listeners: [v4],
       port: portOf(v4),
@@ -103,7 +113,7 @@ function bindAll(port: number): Binding {
     };
   }
   try {
-    const v4 = open("0.0.0.0", portOf(v6));
+    const v4 = open("0.0.0.0", portOf(v6), how);
     return { listeners: [v6, v4], port: portOf(v6), mode: "two-listeners" };
   } catch (error) {
     // The port is taken for IPv4 by our own `::` socket, which accepts IPv4.
@@ -117,9 +127,12 @@ function bindAll(port: number): Binding {
   }
 }
 
-function open(hostname: string, port: number, reusePort = false): Deno.TcpListener {
+function open(hostname: string, port: number, how: How): Deno.Listener {
   try {
-    return Deno.listen({ hostname, port, transport: "tcp", reusePort });
+    if (how.tls !== undefined) {
+      return Deno.listenTls({ hostname, port, cert: how.tls.cert, key: how.tls.key });
+    }
+    return Deno.listen({ hostname, port, transport: "tcp", reusePort: how.reusePort });
   } catch (error) {
     throw explain(error, hostname, port);
   }
@@ -163,6 +176,6 @@ function isNoIpv6(error: unknown): boolean {
     /address family not supported/i.test(String((cause as Error)?.message));
 }
 
-function portOf(listener: Deno.TcpListener): number {
+function portOf(listener: Deno.Listener): number {
   return (listener.addr as Deno.NetAddr).port;
 }

@@ -39,6 +39,12 @@ export interface PumpOptions {
    * @default {65536}
    */
   maxBuffer?: number;
+  /**
+   * Bytes already read from the peer (after a PROXY header, say), echoed
+   * before the loop starts.
+   * @default {undefined}
+   */
+  early?: Uint8Array;
 }
 
 /** Default size of the buffer a connection starts and idles with. */
@@ -70,6 +76,17 @@ export async function pump(
   // so fixed-size traffic reuses one view.
   let view = buf;
   let fits = 0;
+  if (options.early !== undefined && options.early.length > 0) {
+    const early = options.early;
+    tally.bytesIn += early.length;
+    totals.bytesIn += early.length;
+    for (let sent = 0; sent < early.length;) {
+      const w = await conn.write(early.subarray(sent));
+      sent += w;
+      tally.bytesOut += w;
+      totals.bytesOut += w;
+    }
+  }
   for (;;) {
     const n = await conn.read(buf);
     if (n === null) return;

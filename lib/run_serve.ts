@@ -1,14 +1,20 @@
 /**
- * The `serve` command: logging set up, server started, a stats line now and
- * then, and a graceful stop on SIGINT/SIGTERM (SIGINT/SIGBREAK on Windows).
+ * The `serve` command: logging set up, the TCP server (in this thread or in
+ * workers), UDP echo and the metrics endpoint when asked for, a stats line
+ * now and then, and a graceful stop on SIGINT/SIGTERM (SIGINT/SIGBREAK on
+ * Windows).
  *
  * @module
  */
 
+import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./cli.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
 import { closeLogging, getLog, setupLogging } from "./log.ts";
+import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { serve, type Server } from "./server.ts";
-import { startStatsReporter } from "./stats.ts";
+import { startStatsReporter, type StatsSource } from "./stats.ts";
+import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./worker_pool.ts";
 import { VERSION } from "./version.ts";
 
@@ -21,18 +27,46 @@ const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
  * that stop it from starting are thrown for `main.ts` to report.
  */
 export async function runServe(config: ServeConfig): Promise<number> {
+  const tls = config.tls && { ...readTlsFiles(config.tls), port: config.tls.port };
   await setupLogging(config.log);
   const log = getLog();
-  let server: Server;
+  let server: Server | undefined;
+  let udp: UdpServer | undefined;
+  let metrics: MetricsServer | undefined;
   try {
+    const options = { ...config.server, tls };
     server = config.workers > 1
-      ? await startPool(config.server, config.workers, config.log)
-      : serve(config.server);
+      ? await startPool(options, config.workers, config.log)
+      : serve(options);
+    if (config.udp) {
+      udp = serveUdp({
+        hosts: config.server.hosts,
+        port: server.port,
+        rate: config.udp.rate,
+        maxRate: config.udp.maxRate,
+        access: config.server.access && new AccessList(config.server.access),
+      });
+    }
   } catch (error) {
+    await server?.shutdown({ drainTimeout: 0 });
     await closeLogging();
     throw error;
   }
+  const tcpStats = server.stats;
+  const stats: StatsSource = udp === undefined ? tcpStats : {
+    snapshot: () => ({ ...tcpStats.snapshot(), ...udp!.stats.snapshot() }),
+  };
+  try {
+    if (config.metrics) metrics = serveMetrics(config.metrics.host, config.metrics.port, stats);
+  } catch (error) {
+    udp?.close();
+    await server.shutdown({ drainTimeout: 0 });
+    await closeLogging();
+    throw error;
+  }
+
   // Listen before announcing, so a signal sent on readiness is not lost.
+  const running = server;
   const stopSignal = new Promise<Deno.Signal>((resolve) => {
     let received = false;
     for (const name of STOP_SIGNALS) {
@@ -43,47 +77,82 @@ export async function runServe(config: ServeConfig): Promise<number> {
           return;
         }
         // A second signal while draining means "now".
-        log.info("received {signal} again: closing all connections now", {
-          signal: name,
-        });
-        server.shutdown({ drainTimeout: 0 });
+        log.info("received {signal} again: closing all connections now", { signal: name });
+        running.shutdown({ drainTimeout: 0 });
       });
     }
   });
-  announce(server, config);
-  const reporter = startStatsReporter(server.stats, config.statsInterval, log);
+  announce(server, config, udp, metrics);
+  const reporter = startStatsReporter(stats, config.statsInterval, log);
 
   const signal = await stopSignal;
   log.info("received {signal}: no longer accepting connections", { signal });
+  udp?.close();
   await server.shutdown({ drainTimeout: config.drainTimeout });
   reporter?.stop();
+  await metrics?.close();
   log.info(
     "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
-    server.stats.snapshot(),
+    stats.snapshot(),
   );
   await closeLogging();
   return 0;
 }
 
-function announce(server: Server, config: ServeConfig): void {
+/** Reads the PEM files, after checking for permission so the user learns which flag to add. */
+function readTlsFiles(files: { certFile: string; keyFile: string }): { cert: string; key: string } {
+  const paths = [files.certFile, files.keyFile];
+  const denied = paths.filter((path) =>
+    Deno.permissions.querySync({ name: "read", path }).state !== "granted"
+  );
+  if (denied.length > 0) {
+    throw new UsageError(
+      `--tls-cert and --tls-key need read permission: add --allow-read=${
+        paths.join(",")
+      } to the deno command`,
+    );
+  }
+  const [cert, key] = paths.map((path, i) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "no such file"
+        : (error as Error).message;
+      throw new RuntimeError(
+        `cannot read ${i === 0 ? "--tls-cert" : "--tls-key"} ${path}: ${reason}`,
+      );
+    }
+  });
+  return { cert, key };
+}
+
+function announce(
+  server: Server,
+  config: ServeConfig,
+  udp: UdpServer | undefined,
+  metrics: MetricsServer | undefined,
+): void {
   const log = getLog();
   if (server.mode === "ipv4-only") {
-    log.warning(
-      "IPv6 is not available on this host ({error}): serving IPv4 only",
-      {
-        error: server.ipv6Error,
-      },
-    );
+    log.warning("IPv6 is not available on this host ({error}): serving IPv4 only", {
+      error: server.ipv6Error,
+    });
   }
   const { maxConns, maxConnsPerIp, idleTimeout, maxLifetime } = config.server;
   const template = "echod {version} listening on {addresses}" +
     (server.mode === "dual-stack" ? " (IPv4 too, through the dual-stack IPv6 socket)" : "") +
-    (config.workers > 1 ? " in {workers} workers" : "");
+    (config.workers > 1 ? " in {workers} workers" : "") +
+    (udp ? "; UDP on {udpAddresses}" : "") +
+    (metrics ? "; metrics on http://{metricsAddress}/metrics" : "");
   log.info(template, {
     version: VERSION,
     addresses: server.addresses.join(", "),
     port: server.port,
+    tlsPort: server.tlsPort,
     mode: server.mode,
+    udpAddresses: udp?.addresses.join(", "),
+    metricsAddress: metrics?.address,
     maxConns,
     maxConnsPerIp,
     idleTimeoutMs: idleTimeout,

@@ -6,17 +6,14 @@
  */
 
 import { acceptLoop } from "./accept.ts";
-import {
-  Admission,
-  type AdmissionOptions,
-  type Admitter,
-  peerKey,
-  type RefusalReason,
-} from "./admission.ts";
-import { bind, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
+import { AccessList, type AccessListOptions, type Cidr } from "./acl.ts";
+import { Admission, type AdmissionOptions, type Admitter, peerKey } from "./admission.ts";
+import { bind, type Binding, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
+import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
 import { pump, type PumpOptions } from "./pump.ts";
-import { Stats, type StatsSource } from "./stats.ts";
+import { RateLimiter } from "./rate_limit.ts";
+import { type RefusedBy, Stats, type StatsSource } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
@@ -41,7 +38,32 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    * @default {an Admission with maxConns and maxConnsPerIp}
    */
   admission?: Admitter;
+  /**
+   * Who may connect (`--allow`, `--deny`).
+   * @default {everyone}
+   */
+  access?: AccessListOptions;
+  /**
+   * New connections per second allowed from one address (token bucket); 0 for no limit.
+   * @default {0}
+   */
+  acceptRate?: number;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) from these proxies, and
+   * treat the client it names as the peer.
+   * @default {undefined}
+   */
+  proxyProtocol?: { trusted: Cidr[] };
+  /**
+   * Serve TLS with this PEM certificate chain and key: on `port` when
+   * `tls.port` is not given, otherwise on `tls.port` beside plain TCP on `port`.
+   * @default {undefined}
+   */
+  tls?: { cert: string; key: string; port?: number };
 }
+
+/** How long a trusted proxy has to send its PROXY header. */
+const PROXY_HEADER_TIMEOUT = 10_000;
 
 /** Default idle timeout: five minutes. */
 export const DEFAULT_IDLE_TIMEOUT = 300_000;
@@ -68,6 +90,8 @@ export interface Server {
   readonly addresses: string[];
   /** The port all listeners share (useful with port 0). */
   readonly port: number;
+  /** The TLS port, when TLS is served apart from `port`. */
+  readonly tlsPort?: number;
   /** How the listeners cover IPv4 and IPv6. */
   readonly mode: StackMode;
   /** Why IPv6 is not served, when `mode` is `ipv4-only`. */
@@ -99,7 +123,23 @@ const LOG_EVERY_MS = 5_000;
  * {@linkcode UsageError} from binding with a message for the user.
  */
 export function serve(options: ServeOptions = {}): Server {
-  const binding = bind(options);
+  const pem = options.tls && { cert: options.tls.cert, key: options.tls.key };
+  const tlsApart = options.tls?.port !== undefined;
+  const binding = bind({ ...options, tls: tlsApart ? undefined : pem });
+  let tlsBinding: Binding | undefined;
+  if (tlsApart) {
+    try {
+      tlsBinding = bind({ ...options, port: options.tls!.port, tls: pem });
+    } catch (error) {
+      for (const listener of binding.listeners) listener.close();
+      throw error;
+    }
+  }
+  const listeners = [...binding.listeners, ...(tlsBinding?.listeners ?? [])];
+  const access = options.access && new AccessList(options.access);
+  const acceptRate = options.acceptRate ? new RateLimiter(options.acceptRate) : undefined;
+  const trusted = options.proxyProtocol && new AccessList({ allow: options.proxyProtocol.trusted });
+  const awaitingHeader = new Set<Deno.Conn>();
   const log = getLog();
   const connLog = getLog("conn");
   const stats = new Stats();
@@ -122,9 +162,9 @@ export function serve(options: ServeOptions = {}): Server {
     },
   });
 
-  for (const listener of binding.listeners) {
+  for (const listener of listeners) {
     const where = formatAddr(listener.addr);
-    acceptLoop(listener, admit, {
+    acceptLoop(listener, accepted, {
       onError(error, retryInMs) {
         if (retryInMs === 0) {
           // One peer's connection died before it was taken: not a server fault.
@@ -148,22 +188,44 @@ export function serve(options: ServeOptions = {}): Server {
     });
   }
 
-  function admit(conn: Deno.Conn): void {
+  function accepted(conn: Deno.Conn): void {
     stats.accepted++;
     const remote = conn.remoteAddr as Deno.NetAddr;
     const ip = peerKey(remote.hostname);
-    const refusal = admission.admit(ip);
-    if (refusal !== undefined) {
-      stats.refused[refusal]++;
-      closeQuietly(conn);
-      logRefusal(ip, refusal);
+    if (trusted?.matches(ip)) {
+      fromProxy(conn, ip);
       return;
     }
+    admit(conn, ip, formatAddr(remote), undefined);
+  }
+
+  /** A connection from a trusted proxy: the real client is in its PROXY header. */
+  async function fromProxy(conn: Deno.Conn, proxyIp: string): Promise<void> {
+    awaitingHeader.add(conn);
+    try {
+      const header = await readProxyHeader(conn, PROXY_HEADER_TIMEOUT);
+      if (stopping !== undefined) throw new ProxyHeaderError("shutting down");
+      const source = header.source;
+      const ip = source ? peerKey(source.hostname) : proxyIp;
+      const peer = formatAddr(source ? { transport: "tcp", ...source } : conn.remoteAddr);
+      admit(conn, ip, peer, header.rest);
+    } catch (error) {
+      refuse(conn, proxyIp, "proxy-header", (error as Error).message);
+    } finally {
+      awaitingHeader.delete(conn);
+    }
+  }
+
+  function admit(conn: Deno.Conn, ip: string, peer: string, early: Uint8Array | undefined): void {
+    if (access !== undefined && !access.permits(ip)) return refuse(conn, ip, "denied");
+    if (acceptRate !== undefined && !acceptRate.take(ip)) return refuse(conn, ip, "accept-rate");
+    const refusal = admission.admit(ip);
+    if (refusal !== undefined) return refuse(conn, ip, refusal);
     const now = performance.now();
     const session: Session = {
       conn,
       ip,
-      peer: formatAddr(remote),
+      peer,
       bytesIn: 0,
       bytesOut: 0,
       openedAt: now,
@@ -175,14 +237,22 @@ export function serve(options: ServeOptions = {}): Server {
     if (connLog.isEnabledFor("debug")) {
       connLog.debug("open {peer}", { peer: session.peer });
     }
-    run(session);
+    run(session, early);
   }
 
-  async function run(session: Session): Promise<void> {
+  function refuse(conn: Deno.Conn, ip: string, reason: RefusedBy, detail?: string): void {
+    stats.refused[reason]++;
+    closeQuietly(conn);
+    logRefusal(ip, reason, detail);
+  }
+
+  async function run(session: Session, early: Uint8Array | undefined): Promise<void> {
     let failure: Error | undefined;
     try {
-      (session.conn as Deno.TcpConn).setNoDelay(true);
-      await pump(session.conn, session, pumpOptions);
+      // Echo replies are small and awaited: send them at once (no Nagle).
+      const conn = session.conn as Deno.TcpConn;
+      if (typeof conn.setNoDelay === "function") conn.setNoDelay(true);
+      await pump(conn, session, early ? { ...pumpOptions, early } : pumpOptions);
     } catch (error) {
       if (session.closing === undefined && !isDisconnect(error)) {
         failure = error as Error;
@@ -219,13 +289,18 @@ export function serve(options: ServeOptions = {}): Server {
     closeQuietly(session.conn);
   }
 
-  function logRefusal(ip: string, reason: RefusalReason): void {
+  function logRefusal(ip: string, reason: RefusedBy, detail?: string): void {
     const held = refusalThrottle.take();
     if (held === undefined) return;
-    const limit = reason === "max-conns" ? options.maxConns : options.maxConnsPerIp;
     log.warning(
-      "refused {ip}: {reason} limit reached ({refused} refused so far, {held} refusals not logged)",
-      { ip, reason, limit, refused: stats.refusedTotal, held },
+      "refused {ip}: {reason}{detail} ({refused} refused so far, {held} refusals not logged)",
+      {
+        ip,
+        reason,
+        detail: detail === undefined ? "" : ` (${detail})`,
+        refused: stats.refusedTotal,
+        held,
+      },
     );
   }
 
@@ -236,7 +311,8 @@ export function serve(options: ServeOptions = {}): Server {
       return stopping;
     }
     stopping = (async () => {
-      for (const listener of binding.listeners) closeQuietly(listener);
+      for (const listener of listeners) closeQuietly(listener);
+      for (const conn of awaitingHeader) closeQuietly(conn);
       sweep?.stop();
       const empty = new Promise<void>((resolve) => {
         onEmpty = resolve;
@@ -272,8 +348,12 @@ export function serve(options: ServeOptions = {}): Server {
   }
 
   return {
-    addresses: binding.listeners.map((l) => formatAddr(l.addr)),
+    addresses: [
+      ...binding.listeners.map((l) => formatAddr(l.addr) + (pem && !tlsApart ? " (TLS)" : "")),
+      ...(tlsBinding?.listeners ?? []).map((l) => `${formatAddr(l.addr)} (TLS)`),
+    ],
     port: binding.port,
+    tlsPort: tlsBinding?.port,
     mode: binding.mode,
     ipv6Error: binding.ipv6Error,
     stats,

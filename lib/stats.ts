@@ -27,6 +27,9 @@ export function sumSnapshots(snapshots: StatsSnapshot[]): StatsSnapshot {
   return sum;
 }
 
+/** Every reason a connection can be refused at the door. */
+export type RefusedBy = RefusalReason | "denied" | "accept-rate" | "proxy-header";
+
 /** Counters for the life of a server. */
 export class Stats implements Tally, StatsSource {
   /** Connections accepted from the OS, admitted or not. */
@@ -42,9 +45,12 @@ export class Stats implements Tally, StatsSource {
   /** Connections that died (reset) before they could be accepted. */
   acceptAborted = 0;
   /** Connections refused at admission, by reason. */
-  refused: Record<RefusalReason, number> = {
+  refused: Record<RefusedBy, number> = {
     "max-conns": 0,
     "max-conns-per-ip": 0,
+    denied: 0,
+    "accept-rate": 0,
+    "proxy-header": 0,
   };
   /** Connections ended by echod's limits, by reason. */
   expired: Record<ExpiryReason, number> = {
@@ -54,7 +60,7 @@ export class Stats implements Tally, StatsSource {
 
   /** All connections refused at admission. */
   get refusedTotal(): number {
-    return this.refused["max-conns"] + this.refused["max-conns-per-ip"];
+    return Object.values(this.refused).reduce((a, b) => a + b, 0);
   }
 
   /** A plain-object copy, flat, for a log record's properties. */
@@ -65,6 +71,9 @@ export class Stats implements Tally, StatsSource {
       refused: this.refusedTotal,
       refusedMaxConns: this.refused["max-conns"],
       refusedMaxConnsPerIp: this.refused["max-conns-per-ip"],
+      refusedDenied: this.refused.denied,
+      refusedAcceptRate: this.refused["accept-rate"],
+      refusedProxyHeader: this.refused["proxy-header"],
       idleTimeouts: this.expired["idle-timeout"],
       lifetimeEnds: this.expired["max-lifetime"],
       acceptErrors: this.acceptErrors,

@@ -72,6 +72,10 @@ export async function startPool(
   // worker bind exactly those.
   const probe = bind(options);
   const port = probe.port;
+  if (options.tls?.port !== undefined) {
+    for (const listener of probe.listeners) listener.close();
+    throw new UsageError("--tls-port cannot be combined with --workers yet: serve TLS on --port");
+  }
   const mode: StackMode = probe.mode;
   const hosts = probe.listeners.map((l) => (l.addr as Deno.NetAddr).hostname);
   const addresses = probe.listeners.map((l) => formatAddr(l.addr));

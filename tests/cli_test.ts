@@ -128,6 +128,9 @@ Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts"
   assert.deepEqual(plain.config.server, {
     hosts: [],
     port: 40007,
+    access: undefined,
+    acceptRate: 0,
+    proxyProtocol: undefined,
     maxConns: 10_000,
     maxConnsPerIp: 64,
     idleTimeout: 300_000,

@@ -1,0 +1,217 @@
+/**
+ * UDP echo (RFC 862 defines it too), off unless `--udp` is given, because
+ * an open UDP echo is a classic reflection and "ping-pong" amplifier. The
+ * guards: datagrams from a port that is itself a well-known reflector (or
+ * port 0) are dropped; each source address has a token bucket
+ * (`--udp-rate`) and all sources together another (`--udp-max-rate`);
+ * `--allow`/`--deny` apply. A reply is the received datagram itself, so it
+ * is never larger than what came in. Drops are counted by reason and logged
+ * at a limited rate.
+ *
+ * @module
+ */
+
+import type { AccessList } from "./acl.ts";
+import { peerKey } from "./admission.ts";
+import { RuntimeError } from "./errors.ts";
+import { formatAddr } from "./listen.ts";
+import { getLog, LogThrottle } from "./log.ts";
+import { RateLimiter } from "./rate_limit.ts";
+import type { StatsSnapshot, StatsSource } from "./stats.ts";
+
+/**
+ * Source ports of services that answer a datagram with another: echoing to
+ * them would start a loop or join an amplification attack.
+ */
+export const REFLECTOR_PORTS: ReadonlySet<number> = new Set([
+  0, // not a real source
+  7, // echo
+  13, // daytime
+  17, // qotd
+  19, // chargen
+  37, // time
+  53, // DNS
+  69, // TFTP
+  111, // portmap
+  123, // NTP
+  137, // NetBIOS name
+  161, // SNMP
+  389, // CLDAP
+  1900, // SSDP
+  3702, // WS-Discovery
+  5353, // mDNS
+  11211, // memcached
+]);
+
+/** Why a datagram got no answer. */
+export type DropReason = "reflector-port" | "denied" | "source-rate" | "global-rate";
+
+/** Where and how to serve UDP echo. */
+export interface UdpOptions {
+  /**
+   * Addresses to bind; empty means every IPv6 and IPv4 address.
+   * @default {[]}
+   */
+  hosts?: string[];
+  /** The UDP port (the TCP port's number, usually). */
+  port: number;
+  /**
+   * Datagrams per second answered for one source address (burst: one second's worth).
+   * @default {100}
+   */
+  rate?: number;
+  /**
+   * Datagrams per second answered in all.
+   * @default {10000}
+   */
+  maxRate?: number;
+  /**
+   * Who may be answered.
+   * @default {everyone}
+   */
+  access?: AccessList;
+}
+
+/** Default per-source UDP rate. */
+export const DEFAULT_UDP_RATE = 100;
+
+/** Default total UDP rate. */
+export const DEFAULT_UDP_MAX_RATE = 10_000;
+
+/** A running UDP echo service. */
+export interface UdpServer {
+  /** Bound addresses. */
+  readonly addresses: string[];
+  /** Counters: datagrams echoed and dropped by reason. */
+  readonly stats: StatsSource;
+  /** Closes the sockets. */
+  close(): void;
+}
+
+/** Binds the UDP sockets (dual stack like TCP) and starts echoing. */
+export function serveUdp(options: UdpOptions): UdpServer {
+  const sockets = bindUdp(options.hosts ?? [], options.port);
+  const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE);
+  const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
+  const counts = {
+    echoed: 0,
+    bytes: 0,
+    dropped: { "reflector-port": 0, denied: 0, "source-rate": 0, "global-rate": 0 } as Record<
+      DropReason,
+      number
+    >,
+  };
+  const log = getLog("udp");
+  const throttle = new LogThrottle(5_000);
+
+  function drop(reason: DropReason, from: Deno.NetAddr): void {
+    counts.dropped[reason]++;
+    const held = throttle.take();
+    if (held === undefined) return;
+    log.warning("dropped a datagram from {peer}: {reason} ({held} more drops not logged)", {
+      peer: formatAddr(from),
+      reason,
+      held,
+    });
+  }
+
+  async function echo(socket: Deno.DatagramConn): Promise<void> {
+    const buf = new Uint8Array(65_536);
+    for (;;) {
+      let data: Uint8Array;
+      let from: Deno.NetAddr;
+      try {
+        const [received, addr] = await socket.receive(buf);
+        data = received;
+        from = addr as Deno.NetAddr;
+      } catch (error) {
+        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+          return; // closed
+        }
+        continue; // e.g. an ICMP error for an earlier reply
+      }
+      const ip = peerKey(from.hostname);
+      if (REFLECTOR_PORTS.has(from.port)) drop("reflector-port", from);
+      else if (options.access !== undefined && !options.access.permits(ip)) drop("denied", from);
+      else if (!perSource.take(ip)) drop("source-rate", from);
+      else if (!overall.take("*")) drop("global-rate", from);
+      else {
+        try {
+          await socket.send(data, from);
+          counts.echoed++;
+          counts.bytes += data.length;
+        } catch {
+          // Unreachable peer: nothing to do for a datagram service.
+        }
+      }
+    }
+  }
+
+  for (const socket of sockets) echo(socket);
+  return {
+    addresses: sockets.map((s) => formatAddr(s.addr)),
+    stats: {
+      snapshot(): StatsSnapshot {
+        return {
+          udpEchoed: counts.echoed,
+          udpBytes: counts.bytes,
+          udpDroppedReflectorPort: counts.dropped["reflector-port"],
+          udpDroppedDenied: counts.dropped.denied,
+          udpDroppedSourceRate: counts.dropped["source-rate"],
+          udpDroppedGlobalRate: counts.dropped["global-rate"],
+        };
+      },
+    },
+    close() {
+      for (const socket of sockets) {
+        try {
+          socket.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    },
+  };
+}
+
+function bindUdp(hosts: string[], port: number): Deno.DatagramConn[] {
+  if (hosts.length > 0) {
+    const sockets: Deno.DatagramConn[] = [];
+    try {
+      for (const hostname of hosts) sockets.push(openUdp(hostname, port));
+    } catch (error) {
+      for (const socket of sockets) socket.close();
+      throw error;
+    }
+    return sockets;
+  }
+  let v6: Deno.DatagramConn;
+  try {
+    v6 = openUdp("::", port);
+  } catch (error) {
+    if (!(error instanceof RuntimeError) || !/address family|not available/i.test(error.message)) {
+      throw error;
+    }
+    return [openUdp("0.0.0.0", port)];
+  }
+  try {
+    return [v6, openUdp("0.0.0.0", port)];
+  } catch (error) {
+    // As with TCP: `::` also takes IPv4 where the port is then "in use".
+    if (error instanceof RuntimeError && error.cause instanceof Deno.errors.AddrInUse) return [v6];
+    v6.close();
+    throw error;
+  }
+}
+
+function openUdp(hostname: string, port: number): Deno.DatagramConn {
+  try {
+    return Deno.listenDatagram({ hostname, port, transport: "udp" });
+  } catch (error) {
+    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    const message = error instanceof Deno.errors.AddrInUse
+      ? `UDP port ${port} is already in use (${where}): choose another --port`
+      : `cannot listen for UDP on ${where}: ${(error as Error).message}`;
+    throw new RuntimeError(message, { cause: error });
+  }
+}
