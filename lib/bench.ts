@@ -200,12 +200,42 @@ class Phase {
     this.histogram.recordValue(Math.max(1, Math.round((performance.now() - startedAt) * 1_000)));
   }
 
+  /** Whether `count` operations (0: no count) are done; stops the run when they are. */
+  reached(count: number): boolean {
+    if (count > 0 && this.measuring && this.operations >= count) this.stopped = true;
+    return this.stopped;
+  }
+
   fail(kind: BenchErrorKind): void {
     this.errors[kind]++;
   }
 
   get errorCount(): number {
     return Object.values(this.errors).reduce((a, b) => a + b, 0);
+  }
+}
+
+/**
+ * When each operation is due: at once in closed loop (rate 0), else every
+ * 1/rate seconds from the start, whether or not the previous one is done;
+ * latency is then counted from the due time (no coordinated omission).
+ */
+class Pace {
+  #interval: number;
+  #began = performance.now();
+  #sent = 0;
+
+  constructor(perSecond: number) {
+    this.#interval = perSecond > 0 ? 1_000 / perSecond : 0;
+  }
+
+  /** Waits until the next operation is due; returns the time it was due. */
+  async next(): Promise<number> {
+    const now = performance.now();
+    if (this.#interval === 0) return now;
+    const due = this.#began + this.#sent++ * this.#interval;
+    if (due > now) await delay(due - now);
+    return due;
   }
 }
 
@@ -376,7 +406,6 @@ async function rrLoop(
   const pattern = sharedPattern(cfg.size);
   const received = new Uint8Array(cfg.size);
   let at = cfg.offset;
-  const interval = cfg.perConnRate > 0 ? 1_000 / cfg.perConnRate : 0;
   while (!phase.stopped) {
     let conn: Deno.Conn;
     try {
@@ -386,21 +415,10 @@ async function rrLoop(
       await delay(100);
       continue;
     }
-    const began = performance.now();
-    let k = 0;
+    const pace = new Pace(cfg.perConnRate);
     try {
-      while (!phase.stopped) {
-        if (cfg.count > 0 && phase.operations >= cfg.count && phase.measuring) {
-          phase.stopped = true;
-          break;
-        }
-        let startedAt = performance.now();
-        if (interval > 0) {
-          // Due time of this message; waiting for it is the open loop.
-          const due = began + k++ * interval;
-          if (due > startedAt) await delay(due - startedAt);
-          startedAt = due;
-        }
+      while (!phase.stopped && !phase.reached(cfg.count)) {
+        const startedAt = await pace.next();
         const sent = pattern.subarray(at, at + cfg.size);
         await writeAll(conn, sent);
         await readExactly(conn, received);
@@ -495,21 +513,10 @@ async function connectLoop(
 ): Promise<void> {
   const pattern = sharedPattern(1);
   const one = new Uint8Array(1);
-  const interval = cfg.perConnRate > 0 ? 1_000 / cfg.perConnRate : 0;
-  const began = performance.now();
-  let k = 0;
+  const pace = new Pace(cfg.perConnRate);
   let at = cfg.offset;
-  while (!phase.stopped) {
-    if (cfg.count > 0 && phase.operations >= cfg.count && phase.measuring) {
-      phase.stopped = true;
-      break;
-    }
-    let startedAt = performance.now();
-    if (interval > 0) {
-      const due = began + k++ * interval;
-      if (due > startedAt) await delay(due - startedAt);
-      startedAt = due;
-    }
+  while (!phase.stopped && !phase.reached(cfg.count)) {
+    const startedAt = await pace.next();
     let conn: Deno.Conn | undefined;
     try {
       conn = await open(options);
