@@ -5,11 +5,15 @@
  * write is pending, so a peer that does not read stalls only itself, and
  * echod holds at most one buffer of its data.
  *
- * The buffer adapts: every connection starts on a small one (so an idle
- * connection costs little), grows fourfold each time a read fills it (so a
- * bulk stream reaches full speed in a few reads), and returns to the small
- * one after a few reads that the small one could have held. Buffers are
- * allocated only when the size changes, never per chunk.
+ * The buffer adapts. A read that fills its buffer means more is waiting, so
+ * the next read gets a bigger one (1 KiB → 4 KiB → 16 KiB → up to 64 KiB).
+ * A read that does not fill it means the socket is drained and the next
+ * read may wait a long time: it gets the smallest buffer that held the whole
+ * burst if the peer sends messages (up to 64 KiB), or the 1 KiB one if it
+ * is streaming (it has filled a 64 KiB read) and paused. So an idle connection holds only a small buffer
+ * while a stream runs with 64 KiB reads. The grown buffers are kept between
+ * bursts (no allocation per chunk) until the owner finds the connection
+ * quiet and drops them.
  *
  * @module
  */
@@ -20,6 +24,23 @@ export interface Tally {
   bytesIn: number;
   /** Bytes written back to peers. */
   bytesOut: number;
+}
+
+/** A connection's counters and the buffers its loop keeps between bursts. */
+export interface PumpState extends Tally {
+  /**
+   * The grown buffers kept between bursts, so that steady traffic of any
+   * size allocates nothing. The owner should drop both when the connection
+   * goes quiet: an idle connection then holds only its pending read's buffer.
+   */
+  middle?: Uint8Array<ArrayBuffer>;
+  /** See `middle`: the largest buffer, from 4× middle up to `maxBuffer`. */
+  spare?: Uint8Array<ArrayBuffer>;
+  /**
+   * Set once a read fills the largest buffer: the peer is streaming, and a
+   * pause is answered with the small buffer. The owner clears it with the buffers.
+   */
+  bulk?: boolean;
 }
 
 /** Tuning for {@linkcode pump}. */
@@ -50,12 +71,51 @@ export interface PumpOptions {
 /** Default size of the buffer a connection starts and idles with. */
 export const DEFAULT_MIN_BUFFER = 1024;
 
-/** Default size a busy connection's buffer may grow to. */
-export const DEFAULT_MAX_BUFFER = 65536;
+/**
+ * Default size a busy connection's buffer may grow to: 64 KiB less 512
+ * bytes. Not a power of two on purpose: a read that fills the buffer is
+ * taken to mean more is waiting, and a transfer sent in power-of-two chunks
+ * then rarely ends exactly at a full read, which would leave the idle
+ * connection waiting on its largest buffer (measured: 21% of such
+ * connections with 65,536, none with 65,024).
+ */
+export const DEFAULT_MAX_BUFFER = 65_024;
 
-// Reads in a row that fit the small buffer before a grown one is let go:
-// enough that traffic alternating between sizes does not reallocate per chunk.
-const SHRINK_AFTER = 4;
+/** The next buffer up from `buf`: small → middle → spare, growing fourfold to `max`. */
+function bigger(
+  buf: Uint8Array<ArrayBuffer>,
+  small: Uint8Array<ArrayBuffer>,
+  max: number,
+  kept: PumpState,
+): Uint8Array<ArrayBuffer> {
+  if (buf === small) {
+    // A stream resuming after a pause goes straight back to its largest buffer.
+    if (kept.bulk && kept.spare !== undefined) return kept.spare;
+    return kept.middle ??= new Uint8Array(small.length * 4);
+  }
+  if (buf.length >= max) return buf;
+  if (kept.spare !== undefined && kept.spare.length > buf.length) return kept.spare;
+  return kept.spare = new Uint8Array(Math.min(buf.length * 4, max));
+}
+
+/** A buffer for the read after a drained one: fits `burst`, in sizes small × 4^k up to `max`. */
+function fitting(
+  burst: number,
+  small: Uint8Array<ArrayBuffer>,
+  max: number,
+  kept: PumpState,
+): Uint8Array<ArrayBuffer> {
+  if (burst <= small.length || burst > max) return small;
+  // Reallocated only when the burst no longer fits, or is far smaller than
+  // the buffer: message sizes that wander allocate rarely, and a connection
+  // whose messages shrank does not wait on a big buffer.
+  if (kept.middle === undefined || kept.middle.length < burst || kept.middle.length > 16 * burst) {
+    let size = small.length * 4;
+    while (size < burst) size *= 4;
+    kept.middle = new Uint8Array(Math.min(size, max));
+  }
+  return kept.middle;
+}
 
 /**
  * Echoes everything read from `conn` back to it until the peer closes its
@@ -65,7 +125,7 @@ const SHRINK_AFTER = 4;
  */
 export async function pump(
   conn: Deno.Conn,
-  tally: Tally,
+  state: PumpState,
   options: PumpOptions = {},
 ): Promise<void> {
   const totals = options.totals ?? { bytesIn: 0, bytesOut: 0 };
@@ -75,42 +135,46 @@ export async function pump(
   // A view of the bytes last read; rebuilt only when their count changes,
   // so fixed-size traffic reuses one view.
   let view = buf;
-  let fits = 0;
+  // Bytes read since the socket was last found drained (a read that did not fill its buffer).
+  let burst = 0;
   if (options.early !== undefined && options.early.length > 0) {
     const early = options.early;
-    tally.bytesIn += early.length;
+    state.bytesIn += early.length;
     totals.bytesIn += early.length;
     for (let sent = 0; sent < early.length;) {
       const w = await conn.write(early.subarray(sent));
       sent += w;
-      tally.bytesOut += w;
+      state.bytesOut += w;
       totals.bytesOut += w;
     }
   }
   for (;;) {
     const n = await conn.read(buf);
     if (n === null) return;
-    tally.bytesIn += n;
+    state.bytesIn += n;
     totals.bytesIn += n;
-    if (view.length !== n || view.buffer !== buf.buffer) {
+    if (view.length !== n) {
       view = n === buf.length ? buf : buf.subarray(0, n);
     }
     for (let sent = 0; sent < n;) {
       const w = await conn.write(sent === 0 ? view : view.subarray(sent));
       sent += w;
-      tally.bytesOut += w;
+      state.bytesOut += w;
       totals.bytesOut += w;
     }
+    burst += n;
     if (n === buf.length) {
-      fits = 0;
-      if (buf.length < max) buf = new Uint8Array(Math.min(buf.length * 4, max));
-    } else if (buf !== small && n <= small.length) {
-      if (++fits === SHRINK_AFTER) {
-        fits = 0;
-        buf = small;
-      }
+      // Full: more is probably waiting; read it in bigger pieces.
+      if (n >= max) state.bulk = true;
+      buf = bigger(buf, small, max, state);
     } else {
-      fits = 0;
+      // Drained: the next read may wait a long time, so it gets a buffer
+      // that fits this burst if it was a message, the small one if it was
+      // a bulk transfer pausing (or done).
+      buf = state.bulk ? small : fitting(burst, small, max, state);
+      burst = 0;
     }
+    // Let go of the last chunk's view too, or it would keep a grown buffer alive.
+    if (view.buffer !== buf.buffer) view = buf;
   }
 }

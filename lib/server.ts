@@ -11,7 +11,7 @@ import { Admission, type AdmissionOptions, type Admitter, peerKey } from "./admi
 import { bind, type Binding, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
-import { pump, type PumpOptions } from "./pump.ts";
+import { pump, type PumpOptions, type PumpState } from "./pump.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { type RefusedBy, Stats, type StatsSource } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
@@ -107,7 +107,7 @@ export interface Server {
 
 type CloseReason = ExpiryReason | "shutdown";
 
-interface Session extends Expirable {
+interface Session extends Expirable, PumpState {
   conn: Deno.Conn;
   ip: string;
   peer: string;
@@ -159,6 +159,13 @@ export function serve(options: ServeOptions = {}): Server {
       if (session.closing !== undefined) return;
       stats.expired[reason]++;
       end(session, reason);
+    },
+    onQuiet(session) {
+      // A quiet connection gives back the buffers it grew; its pending read
+      // keeps only the small one (see pump.ts).
+      session.middle = undefined;
+      session.spare = undefined;
+      session.bulk = undefined;
     },
   });
 
@@ -313,7 +320,7 @@ export function serve(options: ServeOptions = {}): Server {
     stopping = (async () => {
       for (const listener of listeners) closeQuietly(listener);
       for (const conn of awaitingHeader) closeQuietly(conn);
-      sweep?.stop();
+      sweep.stop();
       const empty = new Promise<void>((resolve) => {
         onEmpty = resolve;
         if (sessions.size === 0) resolve();

@@ -31,6 +31,8 @@ export interface SweepOptions<T extends Expirable> {
   maxLifetime: number;
   /** Called once for each connection past a limit; it should close the connection. */
   onExpire: (item: T, reason: ExpiryReason) => void;
+  /** Called each round for a connection whose byte counts did not move since the last. */
+  onQuiet?: (item: T) => void;
 }
 
 /** A running sweep. */
@@ -40,21 +42,16 @@ export interface Sweep {
 }
 
 /**
- * Starts sweeping `items` (a live collection: it is read afresh each round)
- * and returns the sweep, or `undefined` when both limits are disabled. A
- * limit is enforced within one sweep period of its deadline; the period is
- * an eighth of the shorter limit, between 25 ms and 1 s.
+ * Starts sweeping `items` (a live collection: it is read afresh each round).
+ * A limit is enforced within one sweep period of its deadline; the period is
+ * an eighth of the shorter limit, between 25 ms and 1 s (1 s with no limit).
  */
 export function startSweep<T extends Expirable>(
   items: Iterable<T>,
   options: SweepOptions<T>,
-): Sweep | undefined {
-  const { idleTimeout, maxLifetime, onExpire } = options;
-  const shortest = Math.min(
-    idleTimeout || Infinity,
-    maxLifetime || Infinity,
-  );
-  if (shortest === Infinity) return undefined;
+): Sweep {
+  const { idleTimeout, maxLifetime, onExpire, onQuiet } = options;
+  const shortest = Math.min(idleTimeout || Infinity, maxLifetime || Infinity);
   const period = Math.max(25, Math.min(1_000, shortest / 8));
   const id = setInterval(function sweep() {
     const now = performance.now();
@@ -63,6 +60,8 @@ export function startSweep<T extends Expirable>(
       if (moved !== item.seenBytes) {
         item.seenBytes = moved;
         item.quietSince = now;
+      } else {
+        onQuiet?.(item);
       }
       if (maxLifetime > 0 && now - item.openedAt >= maxLifetime) {
         onExpire(item, "max-lifetime");
