@@ -76,8 +76,8 @@ export const DEFAULT_MIN_BUFFER = 1024;
  * bytes. Not a power of two on purpose: a read that fills the buffer is
  * taken to mean more is waiting, and a transfer sent in power-of-two chunks
  * then rarely ends exactly at a full read, which would leave the idle
- * connection waiting on its largest buffer (measured: 21% of such
- * connections with 65,536, none with 65,024).
+ * connection waiting on its largest buffer (measured, 2,000 transfers of
+ * 256 KiB: 22% with 65,536, under 3% with 65,024).
  */
 export const DEFAULT_MAX_BUFFER = 65_024;
 
