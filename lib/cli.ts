@@ -464,18 +464,21 @@ export function helpText(command: CommandName = "serve"): string {
       "  echod service ACTION [KIND]      install as a service (see echod service --help)",
     ]
     : [`echod ${spec.name}: ${spec.summary}`, "", "Usage:", `  ${spec.usage}`];
-  const footer = command === "serve"
-    ? [
+  const footer = {
+    serve:
       "Durations: 500ms, 30s, 10m, 1h. Stop with SIGINT or SIGTERM; a second signal stops at once.",
-    ]
-    : ["Durations: 500ms, 30s, 10m, 1h. Sizes: 512, 64KiB, 1MiB."];
+    client: "Durations: 500ms, 30s, 10m, 1h.",
+    bench: "Durations: 500ms, 30s, 10m, 1h. Sizes: 512, 64KiB, 1MiB.",
+    service:
+      "install, uninstall and status need root (sudo) or Administrator; print needs nothing.",
+  }[command];
   return [
     ...header,
     "",
     "Options:",
     ...lines,
     "",
-    ...footer,
+    footer,
     "",
     "Examples:",
     ...spec.examples.map((e) => `  ${e}`),

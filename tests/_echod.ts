@@ -8,6 +8,12 @@
 
 import { fileURLToPath } from "node:url";
 
+/** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
+export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
+
+/** Whether /proc, `sh` and `ulimit` are there (Linux), for memory, CPU and descriptor tests. */
+export const LINUX: boolean = Deno.build.os === "linux";
+
 /** The repository root (where main.ts is). */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 

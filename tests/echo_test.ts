@@ -15,17 +15,26 @@ import {
   roundTrip,
   writeAll,
 } from "./_client.ts";
-import { startEchod } from "./_echod.ts";
+import { GRACEFUL_STOP, LINUX, startEchod } from "./_echod.ts";
+
+// Where `::` also takes IPv4 (Linux, macOS) echod keeps one listener; on
+// Windows `::` is IPv6-only and it runs a second one on 0.0.0.0.
+const DUAL_STACK = Deno.build.os !== "windows";
 
 Deno.test("one server answers on both 127.0.0.1 and ::1 by default", async () => {
   const echod = await startEchod();
   try {
-    assert.equal(echod.ready?.addresses, `[::]:${echod.port}`);
-    assert.equal(echod.ready?.mode, "dual-stack");
-    assert.equal(
-      echod.ready?.message,
-      `echod ${echod.ready?.version} listening on [::]:${echod.port} (IPv4 too, through the dual-stack IPv6 socket)`,
-    );
+    if (DUAL_STACK) {
+      assert.equal(echod.ready?.addresses, `[::]:${echod.port}`);
+      assert.equal(echod.ready?.mode, "dual-stack");
+      assert.equal(
+        echod.ready?.message,
+        `echod ${echod.ready?.version} listening on [::]:${echod.port} (IPv4 too, through the dual-stack IPv6 socket)`,
+      );
+    } else {
+      assert.equal(echod.ready?.addresses, `[::]:${echod.port}, 0.0.0.0:${echod.port}`);
+      assert.equal(echod.ready?.mode, "two-listeners");
+    }
     for (const host of ["127.0.0.1", "::1"]) {
       const conn = await connect(host, echod.port);
       assert.equal(
@@ -35,7 +44,8 @@ Deno.test("one server answers on both 127.0.0.1 and ::1 by default", async () =>
       conn.close();
     }
   } finally {
-    assert.equal((await echod.stop()).code, 0);
+    const { code } = await echod.stop();
+    if (GRACEFUL_STOP) assert.equal(code, 0);
   }
 });
 
@@ -128,7 +138,10 @@ Deno.test("after the peer half-closes, every byte is echoed and then echod close
   }
 });
 
-Deno.test("a peer that writes 256 MiB but does not read cannot grow echod's memory", async () => {
+Deno.test({
+  name: "a peer that writes 256 MiB but does not read cannot grow echod's memory",
+  ignore: !LINUX,
+}, async () => {
   const echod = await startEchod();
   const MiB = 1024 * 1024;
   const chunks = 256;

