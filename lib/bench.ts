@@ -407,14 +407,8 @@ async function rrLoop(
   const received = new Uint8Array(cfg.size);
   let at = cfg.offset;
   while (!phase.stopped) {
-    let conn: Deno.Conn;
-    try {
-      conn = await open(options);
-    } catch (error) {
-      phase.fail(kindOf(error));
-      await delay(100);
-      continue;
-    }
+    const conn = await reconnect(options, phase);
+    if (conn === undefined) continue;
     const pace = new Pace(cfg.perConnRate);
     try {
       while (!phase.stopped && !phase.reached(cfg.count)) {
@@ -446,14 +440,8 @@ async function streamLoop(
   const pattern = sharedPattern(Math.max(cfg.size, window));
   const buf = new Uint8Array(Math.max(cfg.size, 65_536));
   while (!phase.stopped) {
-    let conn: Deno.Conn;
-    try {
-      conn = await open(options);
-    } catch (error) {
-      phase.fail(kindOf(error));
-      await delay(100);
-      continue;
-    }
+    const conn = await reconnect(options, phase);
+    if (conn === undefined) continue;
     let failure: unknown;
     const flow = { sent: 0, got: 0, done: false, wake: undefined as (() => void) | undefined };
     // The writer keeps up to `window` bytes in flight, then half-closes
@@ -599,6 +587,17 @@ async function openWithRetry(options: BenchOptions, phase: Phase): Promise<Deno.
       if (attempt >= 5 || phase.stopped) throw error;
       await delay(50 * (attempt + 1));
     }
+  }
+}
+
+/** Opens a connection for a loop that keeps going, or counts why not and pauses briefly. */
+async function reconnect(options: BenchOptions, phase: Phase): Promise<Deno.Conn | undefined> {
+  try {
+    return await open(options);
+  } catch (error) {
+    phase.fail(kindOf(error));
+    await delay(100);
+    return undefined;
   }
 }
 
