@@ -679,6 +679,11 @@ function serveConfig(opts: OptionValues): ServeConfig {
   if (!opts.has("proxy-protocol") && trusted.length > 0) {
     throw new UsageError("--trusted-proxy needs --proxy-protocol");
   }
+  const workers = opts.count("workers", 1, 1);
+  if (workers > 1 && opts.has("tls-cert")) {
+    // Deno's TLS listener does not set SO_REUSEPORT: workers cannot share its port.
+    throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
+  }
   for (const name of ["udp-rate", "udp-max-rate"]) {
     if (opts.has(name) && !opts.has("udp")) throw new UsageError(`--${name} needs --udp`);
   }
@@ -709,7 +714,7 @@ function serveConfig(opts: OptionValues): ServeConfig {
       format: opts.choice("log-format", LOG_FORMATS, "text"),
       file: opts.path("log-file"),
     },
-    workers: opts.count("workers", 1, 1),
+    workers,
   };
 }
 

@@ -48,7 +48,9 @@ const WORKER_URL = new URL("./serve_worker.ts", import.meta.url);
 /**
  * Starts `count` workers serving `options`, and resolves once all listen.
  * Throws {@linkcode UsageError} where workers cannot run (not Linux, no
- * read permission for echod's own modules under `deno run`).
+ * read permission for echod's own modules under `deno run`). Not for TLS:
+ * Deno's TLS listener does not set SO_REUSEPORT, so workers cannot share
+ * its port (the command line refuses the combination).
  */
 export async function startPool(
   options: ServeOptions,
@@ -72,10 +74,6 @@ export async function startPool(
   // worker bind exactly those.
   const probe = bind(options);
   const port = probe.port;
-  if (options.tls?.port !== undefined) {
-    for (const listener of probe.listeners) listener.close();
-    throw new UsageError("--tls-port cannot be combined with --workers yet: serve TLS on --port");
-  }
   const mode: StackMode = probe.mode;
   const hosts = probe.listeners.map((l) => (l.addr as Deno.NetAddr).hostname);
   const addresses = probe.listeners.map((l) => formatAddr(l.addr));

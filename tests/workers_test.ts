@@ -94,3 +94,16 @@ Deno.test("--workers under deno run without --allow-read says what to add", asyn
       : `echod: --workers needs Linux, where SO_REUSEPORT spreads connections; on ${Deno.build.os} run one process\n`,
   );
 });
+
+Deno.test("--workers with TLS is refused in one line (Deno's TLS listener cannot share a port)", async () => {
+  const { code, stderr } = await runEchod([
+    "--workers",
+    "2",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key",
+    "k.pem",
+  ]);
+  assert.equal(code, 2);
+  assert.equal(stderr, "echod: --workers cannot serve TLS (--tls-cert): run one process for TLS\n");
+});
