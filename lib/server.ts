@@ -148,6 +148,7 @@ export function serve(options: ServeOptions = {}): Server {
   const pumpOptions: PumpOptions = { totals: stats, ...options.buffers };
   const refusalThrottle = new LogThrottle(LOG_EVERY_MS);
   const acceptThrottle = new LogThrottle(LOG_EVERY_MS);
+  const failureThrottle = new LogThrottle(LOG_EVERY_MS);
   let onEmpty: (() => void) | undefined;
   let cutDrain: (() => void) | undefined;
   let stopping: Promise<void> | undefined;
@@ -270,10 +271,13 @@ export function serve(options: ServeOptions = {}): Server {
       admission.release(session.ip);
       stats.active--;
     }
-    if (failure !== undefined) {
-      connLog.warning("connection from {peer} failed: {error}", {
+    // E.g. a plain-TCP client on the TLS port: one line per interval, not per client.
+    const held = failure === undefined ? undefined : failureThrottle.take();
+    if (failure !== undefined && held !== undefined) {
+      connLog.warning("connection from {peer} failed: {error} ({held} more failures not logged)", {
         peer: session.peer,
         error: failure.message,
+        held,
       });
     }
     if (connLog.isEnabledFor("debug")) {
