@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-run --allow-read --allow-write=bench/results
+#!/usr/bin/env -S deno run --allow-net --allow-run --allow-read --allow-write=bench/results,bench/.build
 /**
  * The benchmark suite (`deno task bench`): echod against the peers a user
  * would pick instead, on loopback, interleaved in one run (each round runs
@@ -102,6 +102,18 @@ const allPeers: Peer[] = [
     command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_pipeto.ts"],
   },
 ];
+if (await has("go")) {
+  // Built once, so the run measures the server, not the compiler.
+  const dir = "bench/.build";
+  await Deno.mkdir(dir, { recursive: true });
+  const built = await new Deno.Command("go", {
+    args: ["build", "-o", `${dir}/go_echo`, "bench/peers/go_echo.go"],
+    cwd: ROOT,
+    env: { GOCACHE: `${ROOT.pathname}${dir}/cache`, GOPATH: `${ROOT.pathname}${dir}/gopath` },
+  }).output();
+  if (built.success) allPeers.push({ name: "go", command: [`${ROOT.pathname}${dir}/go_echo`] });
+  else console.log(`go peer left out: go build failed: ${new TextDecoder().decode(built.stderr)}`);
+}
 if (await has("socat")) {
   allPeers.push({
     name: "socat",
@@ -350,11 +362,38 @@ async function stop(server: Running): Promise<void> {
   await server.child.status;
 }
 
+/**
+ * CPU seconds (user + system) used by `pid` and every process under it:
+ * socat, for one, serves each connection from a forked child. Live
+ * descendants count through their own times, exited ones through the
+ * parent's cutime/cstime.
+ */
 async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readProc(`/proc/${pid}/stat`);
-  // Fields after the parenthesised command name; utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  const all = await new Deno.Command("sh", {
+    args: ["-c", "cat /proc/[0-9]*/stat 2>/dev/null"],
+    stdout: "piped",
+  }).output();
+  const procs = new Map<number, { ppid: number; ticks: number; reaped: number }>();
+  for (const line of new TextDecoder().decode(all.stdout).split("\n")) {
+    const close = line.lastIndexOf(")");
+    if (close === -1) continue;
+    const id = Number(line.slice(0, line.indexOf(" ")));
+    // Fields after the parenthesised command name: ppid is 4th, utime 14th … cstime 17th.
+    const f = line.slice(close + 2).split(" ");
+    procs.set(id, {
+      ppid: Number(f[1]),
+      ticks: Number(f[11]) + Number(f[12]),
+      reaped: Number(f[13]) + Number(f[14]),
+    });
+  }
+  let ticks = procs.get(pid)?.reaped ?? 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    ticks += procs.get(id)?.ticks ?? 0;
+    for (const [child, p] of procs) if (p.ppid === id) stack.push(child);
+  }
+  return ticks / TICKS_PER_SECOND;
 }
 
 async function rss(pid: number): Promise<number> {
