@@ -79,7 +79,7 @@ function faultyServer(fault: "corrupt" | "truncate"): { port: number; close(): v
 Deno.test("echod bench rr against echod: every message verified, latency reported", async () => {
   const echod = await startEchod();
   try {
-    const { code, stdout } = await runEchod([
+    const { code, stdout, stderr } = await runEchod([
       "bench",
       `127.0.0.1:${echod.port}`,
       "-c",
@@ -91,6 +91,7 @@ Deno.test("echod bench rr against echod: every message verified, latency reporte
       "--json",
     ]);
     assert.equal(code, 0);
+    assert.equal(stderr, "", "progress shown although stderr is not a terminal");
     const report = JSON.parse(stdout);
     assert.equal(report.mode, "rr");
     assert.equal(report.errorCount, 0);
@@ -135,6 +136,69 @@ Deno.test("echod bench stream, connect and hold modes against echod over IPv6", 
   } finally {
     await echod.stop();
   }
+});
+
+Deno.test("echod bench --workers 2 spreads the connections and merges the reports", async () => {
+  const echod = await startEchod();
+  try {
+    const { code, stdout, stderr } = await runEchod(
+      [
+        "bench",
+        `[::1]:${echod.port}`,
+        "-c",
+        "6",
+        "-w",
+        "2",
+        "-d",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--json",
+      ],
+      ["--allow-net", "--allow-read"],
+    );
+    assert.equal(code, 0, stderr);
+    const report = JSON.parse(stdout);
+    assert.equal(report.connections, 6);
+    assert.equal(report.errorCount, 0);
+    assert.equal(report.latency.count, report.operations);
+    assert.equal(report.verifiedBytes, report.operations * 512);
+  } finally {
+    await echod.stop();
+  }
+});
+
+const hasScript = await new Deno.Command("script", { args: ["--version"] }).output()
+  .then((o) => o.success, () => false);
+if (!hasScript) {
+  console.log("skipping the progress-line test: script (util-linux) is not installed");
+}
+
+Deno.test({
+  name: "echod bench shows one updating progress line on a terminal",
+  ignore: !hasScript,
+  async fn() {
+    const echod = await startEchod();
+    try {
+      // script(1) gives the bench a pseudo-terminal, as a person's shell would.
+      const bench = [Deno.execPath(), "run", "--allow-net", "main.ts", "bench"]
+        .concat([`127.0.0.1:${echod.port}`, "-c", "4", "-d", "2500ms", "--warmup", "0"]);
+      const out = await new Deno.Command("script", {
+        args: ["-qec", bench.join(" "), "/dev/null"],
+        cwd: ROOT,
+        env: { NO_COLOR: "1" },
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, text);
+      const updates = text.split("\r").filter((part) =>
+        /\d+s {2}[\d,]+ done {2}[\d,]+\/s {2}errors 0/.test(part)
+      );
+      assert.ok(updates.length >= 2, `progress updates: ${JSON.stringify(text.slice(0, 300))}`);
+      assert.match(text, /echod bench rr → 127\.0\.0\.1:\d+: 4 connections/);
+    } finally {
+      await echod.stop();
+    }
+  },
 });
 
 Deno.test("echod bench catches a server that corrupts bytes, and exits 1", async () => {
