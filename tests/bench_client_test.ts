@@ -299,6 +299,33 @@ Deno.test("echod client sends stdin, prints the echo, and exits 0 at the end", a
   }
 });
 
+Deno.test("echod client says so when the server closes before the input ends", async () => {
+  const echod = await startEchod(["--idle-timeout", "300ms"]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--no-prompt", "main.ts", "client", `127.0.0.1:${echod.port}`],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    // One line, then silence with stdin still open: echod's idle timeout ends it.
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("before the timeout\n"));
+    const output = await child.output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 1);
+    assert.equal(stdout, "before the timeout\n");
+    assert.equal(
+      new TextDecoder().decode(output.stderr),
+      `echod: 127.0.0.1:${echod.port} closed the connection before the input ended\n`,
+    );
+    await writer.close().catch(() => {});
+  } finally {
+    await echod.stop();
+  }
+});
+
 Deno.test("echod client reports a refused connection in one line, exit 1", async () => {
   const { code, stderr } = await runWithInput(["client", "127.0.0.1:9"], "");
   assert.equal(code, 1);
