@@ -47,10 +47,10 @@ export type StackMode =
   /** `--host` was given: exactly those addresses. */
   | "explicit";
 
-/** Open listeners and how they came to be. */
-export interface Binding {
-  /** One listener per bound address. */
-  listeners: Deno.Listener[];
+/** Open sockets (TCP listeners by default) and how they came to be. */
+export interface Binding<T = Deno.Listener> {
+  /** One socket per bound address. */
+  listeners: T[];
   /** The port every listener is bound to. */
   port: number;
   /** How the addresses were chosen. */
@@ -69,7 +69,22 @@ export function bind(options: BindOptions = {}): Binding {
   const port = options.port ?? DEFAULT_PORT;
   const hosts = options.hosts ?? [];
   const how = { reusePort: options.reusePort ?? false, tls: options.tls };
-  return hosts.length > 0 ? bindExactly(hosts, port, how) : bindAll(port, how);
+  return bindSockets(hosts, port, (hostname, at) => open(hostname, at, how));
+}
+
+/**
+ * Binds one socket per address in `hosts`, or when `hosts` is empty, every
+ * IPv6 and IPv4 address: `::` first, then `0.0.0.0` on the same port unless
+ * `::` already takes IPv4, or `0.0.0.0` alone where the host has no IPv6.
+ * `open` must throw a {@linkcode RuntimeError} whose `cause` is the OS error.
+ * Shared by TCP and UDP; nothing stays open when it throws.
+ */
+export function bindSockets<T extends { addr: Deno.Addr; close(): void }>(
+  hosts: string[],
+  port: number,
+  open: (hostname: string, port: number) => T,
+): Binding<T> {
+  return hosts.length > 0 ? bindExactly(hosts, port, open) : bindAll(port, open);
 }
 
 /** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
@@ -83,13 +98,17 @@ interface How {
   tls?: { cert: string; key: string };
 }
 
-function bindExactly(hosts: string[], port: number, how: How): Binding {
-  const listeners: Deno.Listener[] = [];
+function bindExactly<T extends { addr: Deno.Addr; close(): void }>(
+  hosts: string[],
+  port: number,
+  open: (hostname: string, port: number) => T,
+): Binding<T> {
+  const listeners: T[] = [];
   try {
     for (const hostname of hosts) {
       // With port 0, the first listener picks the port and the rest share it.
       const shared = listeners.length > 0 ? portOf(listeners[0]) : port;
-      listeners.push(open(hostname, shared, how));
+      listeners.push(open(hostname, shared));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -98,13 +117,16 @@ function bindExactly(hosts: string[], port: number, how: How): Binding {
   return { listeners, port: portOf(listeners[0]), mode: "explicit" };
 }
 
-function bindAll(port: number, how: How): Binding {
-  let v6: Deno.Listener;
+function bindAll<T extends { addr: Deno.Addr; close(): void }>(
+  port: number,
+  open: (hostname: string, port: number) => T,
+): Binding<T> {
+  let v6: T;
   try {
-    v6 = open("::", port, how);
+    v6 = open("::", port);
   } catch (error) {
     if (!isNoIpv6(error)) throw error;
-    const v4 = open("0.0.0.0", port, how);
+    const v4 = open("0.0.0.0", port);
     return {
       listeners: [v4],
       port: portOf(v4),
@@ -113,7 +135,7 @@ function bindAll(port: number, how: How): Binding {
     };
   }
   try {
-    const v4 = open("0.0.0.0", portOf(v6), how);
+    const v4 = open("0.0.0.0", portOf(v6));
     return { listeners: [v6, v4], port: portOf(v6), mode: "two-listeners" };
   } catch (error) {
     // The port is taken for IPv4 by our own `::` socket, which accepts IPv4.
@@ -176,6 +198,6 @@ function isNoIpv6(error: unknown): boolean {
     /address family not supported/i.test(String((cause as Error)?.message));
 }
 
-function portOf(listener: Deno.Listener): number {
+function portOf(listener: { addr: Deno.Addr }): number {
   return (listener.addr as Deno.NetAddr).port;
 }

@@ -10,6 +10,7 @@ import { formatReport, htmlReport } from "./bench_report.ts";
 import type { WorkerRequest } from "./bench_worker.ts";
 import type { BenchConfig } from "./cli.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
+import { checkWorkerModule, startWorker } from "./worker.ts";
 
 /** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
 export async function runBenchCommand(config: BenchConfig): Promise<number> {
@@ -62,15 +63,7 @@ function showProgress(p: { elapsedMs: number; done: number; errors: number }): v
 const WORKER_URL = new URL("./bench_worker.ts", import.meta.url);
 
 async function inWorkers(options: BenchOptions, workers: number): Promise<BenchReport> {
-  // Deno loads a worker's module only with read permission for it.
-  if (
-    WORKER_URL.protocol === "file:" &&
-    Deno.permissions.querySync({ name: "read", path: WORKER_URL }).state !== "granted"
-  ) {
-    throw new UsageError(
-      "--workers needs read permission for echod's own files: add --allow-read to the deno command",
-    );
-  }
+  checkWorkerModule(WORKER_URL);
   const connections = options.connections ?? 50;
   const shares = Array.from(
     { length: workers },
@@ -83,9 +76,7 @@ async function inWorkers(options: BenchOptions, workers: number): Promise<BenchR
       rate: (options.rate ?? 0) * share / connections,
       count: Math.ceil((options.count ?? 0) * share / connections),
     };
-    const worker = new Worker(WORKER_URL.href, {
-      type: "module",
-    });
+    const worker = startWorker(WORKER_URL);
     return new Promise<BenchReport>((resolve, reject) => {
       worker.onmessage = (event) => {
         worker.terminate();

@@ -33,34 +33,28 @@ export async function runServe(config: ServeConfig): Promise<number> {
   let server: Server | undefined;
   let udp: UdpServer | undefined;
   let metrics: MetricsServer | undefined;
+  let stats: StatsSource;
   try {
     const options = { ...config.server, tls };
     server = config.workers > 1
       ? await startPool(options, config.workers, config.log)
       : serve(options);
+    stats = server.stats;
     if (config.udp) {
-      udp = serveUdp({
+      const udpServer = udp = serveUdp({
         hosts: config.server.hosts,
         port: server.port,
         rate: config.udp.rate,
         maxRate: config.udp.maxRate,
         access: config.server.access && new AccessList(config.server.access),
       });
+      const tcpStats = server.stats;
+      stats = { snapshot: () => ({ ...tcpStats.snapshot(), ...udpServer.stats.snapshot() }) };
     }
-  } catch (error) {
-    await server?.shutdown({ drainTimeout: 0 });
-    await closeLogging();
-    throw error;
-  }
-  const tcpStats = server.stats;
-  const stats: StatsSource = udp === undefined ? tcpStats : {
-    snapshot: () => ({ ...tcpStats.snapshot(), ...udp!.stats.snapshot() }),
-  };
-  try {
     if (config.metrics) metrics = serveMetrics(config.metrics.host, config.metrics.port, stats);
   } catch (error) {
     udp?.close();
-    await server.shutdown({ drainTimeout: 0 });
+    await server?.shutdown({ drainTimeout: 0 });
     await closeLogging();
     throw error;
   }

@@ -111,6 +111,7 @@ interface Session extends Expirable, PumpState {
   conn: Deno.Conn;
   ip: string;
   peer: string;
+  // Writable here, read-only to the sweep: restated to reconcile the two.
   bytesIn: number;
   bytesOut: number;
   closing?: CloseReason;

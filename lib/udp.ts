@@ -14,7 +14,7 @@
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
 import { RuntimeError } from "./errors.ts";
-import { formatAddr } from "./listen.ts";
+import { bindSockets, formatAddr } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
@@ -90,7 +90,7 @@ export interface UdpServer {
 
 /** Binds the UDP sockets (dual stack like TCP) and starts echoing. */
 export function serveUdp(options: UdpOptions): UdpServer {
-  const sockets = bindUdp(options.hosts ?? [], options.port);
+  const sockets = bindSockets(options.hosts ?? [], options.port, openUdp).listeners;
   const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE);
   const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
   const counts = {
@@ -172,36 +172,6 @@ export function serveUdp(options: UdpOptions): UdpServer {
       }
     },
   };
-}
-
-function bindUdp(hosts: string[], port: number): Deno.DatagramConn[] {
-  if (hosts.length > 0) {
-    const sockets: Deno.DatagramConn[] = [];
-    try {
-      for (const hostname of hosts) sockets.push(openUdp(hostname, port));
-    } catch (error) {
-      for (const socket of sockets) socket.close();
-      throw error;
-    }
-    return sockets;
-  }
-  let v6: Deno.DatagramConn;
-  try {
-    v6 = openUdp("::", port);
-  } catch (error) {
-    if (!(error instanceof RuntimeError) || !/address family|not available/i.test(error.message)) {
-      throw error;
-    }
-    return [openUdp("0.0.0.0", port)];
-  }
-  try {
-    return [v6, openUdp("0.0.0.0", port)];
-  } catch (error) {
-    // As with TCP: `::` also takes IPv4 where the port is then "in use".
-    if (error instanceof RuntimeError && error.cause instanceof Deno.errors.AddrInUse) return [v6];
-    v6.close();
-    throw error;
-  }
 }
 
 function openUdp(hostname: string, port: number): Deno.DatagramConn {

@@ -10,6 +10,7 @@
 
 import { type AdmissionOptions, sharedAdmissionMemory } from "./admission.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
+import { checkWorkerModule, startWorker } from "./worker.ts";
 import { bind, formatAddr, type StackMode } from "./listen.ts";
 import type { LogOptions } from "./log.ts";
 import type { ServeOptions, Server, ShutdownOptions } from "./server.ts";
@@ -62,14 +63,7 @@ export async function startPool(
       `--workers needs Linux, where SO_REUSEPORT spreads connections; on ${Deno.build.os} run one process`,
     );
   }
-  if (
-    WORKER_URL.protocol === "file:" &&
-    Deno.permissions.querySync({ name: "read", path: WORKER_URL }).state !== "granted"
-  ) {
-    throw new UsageError(
-      "--workers needs read permission for echod's own files: add --allow-read to the deno command",
-    );
-  }
+  checkWorkerModule(WORKER_URL);
   // Resolve the addresses and the port once, in this thread, then let every
   // worker bind exactly those.
   const probe = bind(options);
@@ -86,7 +80,7 @@ export async function startPool(
   const ready: Promise<void>[] = [];
   const { admission: _ignored, ...server } = options;
   for (let i = 0; i < count; i++) {
-    const worker = new Worker(WORKER_URL.href, { type: "module" });
+    const worker = startWorker(WORKER_URL);
     workers.push(worker);
     let onReady: (error?: string) => void = () => {};
     let onStopped: () => void = () => {};
