@@ -107,7 +107,10 @@ async function readUpTo(conn: Deno.Conn, n: number): Promise<Uint8Array> {
       got += r;
     }
   } catch (error) {
-    if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+    // Reset by echod, or closed here after a failed write while this read waited.
+    const ended = error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BadResource;
+    if (!ended) throw error;
   }
   return out.subarray(0, got);
 }
