@@ -6,6 +6,8 @@
  * @module
  */
 
+import { canonicalIp } from "./ip.ts";
+
 /** Why a connection was refused. */
 export type RefusalReason = "max-conns" | "max-conns-per-ip";
 
@@ -75,13 +77,13 @@ export class Admission implements Admitter {
 }
 
 /**
- * The address a peer is counted under: an IPv4-mapped IPv6 address
- * (`::ffff:192.0.2.1`), as a dual-stack listener reports IPv4 peers, counts
- * as the IPv4 address it carries.
+ * The address a peer is counted and matched under: its canonical text (see
+ * `ip.ts`), so `2001:DB8::2` and `2001:db8:0::2` share one allowance and an
+ * IPv4-mapped peer (`::ffff:192.0.2.1`, `::ffff:c000:201`) counts as the
+ * IPv4 address it carries. Text that is not an address is kept as it is.
  */
 export function peerKey(hostname: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
-  return mapped === null ? hostname : mapped[1];
+  return canonicalIp(hostname) ?? hostname;
 }
 
 /** What the server needs from an admission controller. */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { formatIp, isMapped, parseIp } from "./ip.ts";
+
 /** What a PROXY header said. */
 export interface ProxyHeader {
   /**
@@ -72,74 +74,79 @@ async function readHeader(conn: Deno.Conn): Promise<ProxyHeader> {
   if (!startsWith(buf, [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20])) { // "PROXY "
     throw new ProxyHeaderError("the connection did not start with a PROXY header");
   }
-  let end = -1;
+  let end = indexOfCrlf(buf, Math.min(have, V1_MAX));
   while (end === -1) {
-    end = indexOfCrlf(buf, have);
-    if (end !== -1) break;
-    if (have >= V1_MAX) throw new ProxyHeaderError("PROXY v1 line too long");
+    if (have >= V1_MAX) throw new ProxyHeaderError(`PROXY v1 line longer than ${V1_MAX} bytes`);
     await fill(have + 1);
+    end = indexOfCrlf(buf, Math.min(have, V1_MAX));
   }
   const line = new TextDecoder().decode(buf.subarray(0, end));
   return { source: parseV1(line), rest: buf.slice(end + 2, have) };
 }
 
+// A port in a v1 line: decimal, 0-65535, no leading zero.
+const V1_PORT = /^(0|[1-9]\d{0,4})$/;
+
 function parseV1(line: string): ProxyHeader["source"] {
   const parts = line.split(" ");
+  // "PROXY UNKNOWN" may be followed by anything, which the receiver ignores.
   if (parts[1] === "UNKNOWN") return undefined;
   if (parts.length !== 6 || (parts[1] !== "TCP4" && parts[1] !== "TCP6")) {
-    throw new ProxyHeaderError(`bad PROXY v1 line: ${line.slice(0, 60)}`);
+    throw new ProxyHeaderError(`bad PROXY v1 line: ${printable(line)}`);
   }
-  const port = Number(parts[4]);
-  if (!/^\d{1,5}$/.test(parts[4]) || port > 65535) {
-    throw new ProxyHeaderError(`bad source port in PROXY v1 line: ${parts[4]}`);
+  const [, family, source, destination, sourcePort, destinationPort] = parts;
+  const length = family === "TCP4" ? 4 : 16;
+  for (const address of [source, destination]) {
+    const bytes = parseIp(address, false);
+    if (bytes === undefined || bytes.length !== length) {
+      throw new ProxyHeaderError(`bad ${family} address in PROXY v1 line: ${printable(address)}`);
+    }
   }
-  const hostname = parts[2];
-  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
-  if (parts[1] === "TCP4" ? !v4 : !hostname.includes(":")) {
-    throw new ProxyHeaderError(`bad source address in PROXY v1 line: ${hostname}`);
+  for (const port of [sourcePort, destinationPort]) {
+    if (!V1_PORT.test(port) || Number(port) > 65535) {
+      throw new ProxyHeaderError(`bad port in PROXY v1 line: ${printable(port)}`);
+    }
   }
-  return { hostname, port };
+  return { hostname: formatIp(parseIp(source)!), port: Number(sourcePort) };
 }
 
 function parseV2(header: Uint8Array): ProxyHeader["source"] {
   const version = header[12] >> 4;
   const command = header[12] & 0x0f;
   if (version !== 2) throw new ProxyHeaderError(`PROXY header version ${version}`);
-  if (command === 0) return undefined; // LOCAL: the proxy speaking for itself
+  // LOCAL: the proxy speaking for itself (a health check); the block is ignored.
+  if (command === 0) return undefined;
   if (command !== 1) throw new ProxyHeaderError(`PROXY v2 command ${command}`);
   const family = header[13] >> 4;
+  const transport = header[13] & 0x0f;
+  // UNSPEC: the proxy does not know the client; the connection's own address stands.
+  if (header[13] === 0) return undefined;
+  if (transport !== 1) {
+    const what = transport === 2 ? "a datagram (UDP) flow" : `transport ${transport}`;
+    throw new ProxyHeaderError(`PROXY v2 header for ${what}, not a TCP connection`);
+  }
   const body = header.subarray(16);
-  if (family === 1 && body.length >= 12) {
-    return { hostname: body.subarray(0, 4).join("."), port: (body[8] << 8) | body[9] };
+  if (family === 1 || family === 2) {
+    const length = family === 1 ? 4 : 16;
+    if (body.length < 2 * length + 4) {
+      throw new ProxyHeaderError(`PROXY v2 address block of ${body.length} bytes is too short`);
+    }
+    const port = (body[2 * length] << 8) | body[2 * length + 1];
+    return { hostname: formatIp(unmapped(body.slice(0, length))), port };
   }
-  if (family === 2 && body.length >= 36) {
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(((body[i] << 8) | body[i + 1]).toString(16));
-    return { hostname: compressIpv6(groups), port: (body[32] << 8) | body[33] };
-  }
-  if (family === 0) return undefined; // UNSPEC
   throw new ProxyHeaderError(`PROXY v2 address family ${family} is not TCP over IP`);
 }
 
-/** Shortens the longest run of zero groups to `::`, as Deno prints addresses. */
-function compressIpv6(groups: string[]): string {
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < groups.length;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === "0") j++;
-    if (j - i > bestLength) {
-      best = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  if (best === -1) return groups.join(":");
-  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLength).join(":")}`;
+/** An IPv4-mapped IPv6 address as the IPv4 address it carries. */
+function unmapped(bytes: Uint8Array): Uint8Array {
+  return isMapped(bytes) ? bytes.subarray(12) : bytes;
+}
+
+/** Text from a header, shortened and with control bytes shown, for an error message. */
+function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const shown = text.replace(/[\x00-\x1f\x7f-\uffff]/g, "?");
+  return shown.length > 60 ? `${shown.slice(0, 60)}…` : shown;
 }
 
 function startsWith(buf: Uint8Array, prefix: number[]): boolean {

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { Admission, peerKey } from "../lib/admission.ts";
+import { parseIp } from "../lib/ip.ts";
 import { formatDuration, parseDuration } from "../lib/units.ts";
 import { LogThrottle } from "../lib/log.ts";
 
@@ -27,12 +28,39 @@ Deno.test("formatDuration picks the largest exact unit", () => {
   assert.equal(formatDuration(250), "250ms");
 });
 
-Deno.test("peerKey counts IPv4-mapped IPv6 peers as IPv4", () => {
-  assert.equal(peerKey("::ffff:192.0.2.1"), "192.0.2.1");
-  assert.equal(peerKey("::FFFF:10.0.0.1"), "10.0.0.1");
-  assert.equal(peerKey("192.0.2.1"), "192.0.2.1");
-  assert.equal(peerKey("2001:db8::1"), "2001:db8::1");
-  assert.equal(peerKey("::ffff:abcd:1"), "::ffff:abcd:1");
+Deno.test("peerKey() gives one canonical key per address", () => {
+  const cases: [string, string][] = [
+    ["::ffff:192.0.2.1", "192.0.2.1"],
+    ["::FFFF:10.0.0.1", "10.0.0.1"],
+    ["::ffff:7f00:1", "127.0.0.1"], // HAProxy `v4v6` binds report IPv4 clients so
+    ["::ffff:abcd:1", "171.205.0.1"],
+    ["192.0.2.1", "192.0.2.1"],
+    ["2001:db8::2", "2001:db8::2"],
+    ["2001:0db8::2", "2001:db8::2"],
+    ["2001:DB8::2", "2001:db8::2"],
+    ["2001:db8:0::2", "2001:db8::2"],
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+    ["fe80::1%eth0", "fe80::1"],
+  ];
+  for (const [text, key] of cases) assert.equal(peerKey(text), key, text);
+});
+
+Deno.test("parseIp() refuses what is not exactly an address", () => {
+  for (
+    const text of [
+      "010.001.002.003",
+      "999.999.999.999",
+      ":zz:",
+      "1.2.3",
+      "1::2::3",
+      "",
+      "1.2.3.4.5",
+    ]
+  ) {
+    assert.equal(parseIp(text), undefined, text);
+  }
 });
 
 Deno.test("Admission enforces total and per-address limits and releases", () => {
