@@ -11,6 +11,7 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { type Cidr, parseCidr } from "./acl.ts";
+import { canonicalIp } from "./ip.ts";
 import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./admission.ts";
 import type { BenchMode } from "./bench.ts";
 import { UsageError } from "./errors.ts";
@@ -25,7 +26,7 @@ import {
 import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "./udp.ts";
-import { formatDuration, parseDuration, parseSize } from "./units.ts";
+import { formatDuration, MAX_DURATION, parseDuration, parseSize } from "./units.ts";
 
 /** Everything the `serve` command runs with. */
 export interface ServeConfig {
@@ -618,7 +619,11 @@ class OptionValues {
     return n;
   }
 
-  time(name: string, fallback: number): number {
+  /**
+   * A duration in milliseconds: 0 (off), or from `min` up to the longest
+   * timer the runtime can set (596h); anything else is refused with the range.
+   */
+  time(name: string, fallback: number, min = 1): number {
     const text = this.last(name);
     if (text === undefined) return fallback;
     if (text.startsWith("-")) {
@@ -629,6 +634,14 @@ class OptionValues {
       const unitless = /^\d+(\.\d+)?$/.test(text) ? ` (a number needs a unit: ${text}s?)` : "";
       throw new UsageError(
         `--${name} '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
+      );
+    }
+    const zero = /^0+(\.0+)?[a-z]*$/.test(text);
+    if ((ms === 0 && !zero) || (ms > 0 && ms < min) || ms > MAX_DURATION) {
+      throw new UsageError(
+        `--${name} ${text} is out of range (0, or ${formatDuration(min)} to ${
+          formatDuration(MAX_DURATION)
+        })`,
       );
     }
     return ms;
@@ -661,11 +674,7 @@ class OptionValues {
 }
 
 function serveConfig(opts: OptionValues): ServeConfig {
-  const hosts = opts.all("host").map(parseHost);
-  const duplicate = hosts.find((h, i) => hosts.indexOf(h) !== i);
-  if (duplicate !== undefined) {
-    throw new UsageError(`--host ${duplicate} is given twice`);
-  }
+  const hosts = parseHosts(opts.all("host"));
   const port = opts.last("port");
   const mainPort = port === undefined ? DEFAULT_PORT : parsePort(port, "port");
   const allow = opts.all("allow").map((text) => parseBlock("allow", text));
@@ -708,7 +717,8 @@ function serveConfig(opts: OptionValues): ServeConfig {
       maxLifetime: opts.time("max-lifetime", DEFAULT_MAX_LIFETIME),
     },
     drainTimeout: opts.time("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
-    statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL),
+    // A stats line more often than ten times a second would be a log flood.
+    statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL, 100),
     log: {
       level: opts.choice("log-level", LOG_LEVELS, "info"),
       format: opts.choice("log-format", LOG_FORMATS, "text"),
@@ -855,7 +865,9 @@ function serviceConfig(
 
 function positiveTime(opts: OptionValues, name: string, fallback: number): number {
   const ms = opts.time(name, fallback);
-  if (ms === 0) throw new UsageError(`--${name} must be more than 0`);
+  if (ms === 0) {
+    throw new UsageError(`--${name} must be more than 0 (1ms to ${formatDuration(MAX_DURATION)})`);
+  }
   return ms;
 }
 
@@ -895,14 +907,45 @@ export function parseTarget(text: string): Target {
   return { host, port: port === undefined ? DEFAULT_PORT : parsePort(port, "port") };
 }
 
-function parseHost(text: string): string {
-  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  if (isIP(bare) === 0) {
-    throw new UsageError(
-      `--host ${text} is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
-    );
+/**
+ * The `--host` addresses in canonical form. The same address twice, or a
+ * wildcard with an address of its own family (`0.0.0.0` and `127.0.0.1`),
+ * cannot both be bound: say so here rather than let the OS call it "port in use".
+ */
+function parseHosts(texts: string[]): string[] {
+  const hosts: string[] = [];
+  for (const text of texts) {
+    const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+    const host = isIP(bare) === 0 ? undefined : canonicalIp(bare);
+    if (host === undefined) {
+      throw new UsageError(
+        `--host ${text} is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
+      );
+    }
+    const same = hosts.indexOf(host);
+    if (same !== -1) {
+      const given = texts[same] === host && text === host ? "" : ` (${host})`;
+      throw new UsageError(
+        `--host ${texts[same]} and --host ${text} are the same address${given}: give it once`,
+      );
+    }
+    hosts.push(host);
   }
-  return bare;
+  for (const wildcard of ["0.0.0.0", "::"]) {
+    if (!hosts.includes(wildcard)) continue;
+    const v6 = wildcard === "::";
+    const covered = hosts.find((h) => h !== wildcard && h.includes(":") === v6 && !isWildcard(h));
+    if (covered !== undefined) {
+      throw new UsageError(
+        `--host ${wildcard} already covers --host ${covered}: leave out one of them`,
+      );
+    }
+  }
+  return hosts;
+}
+
+function isWildcard(host: string): boolean {
+  return host === "::" || host === "0.0.0.0";
 }
 
 function parsePort(text: string, what: string): number {
@@ -910,7 +953,8 @@ function parsePort(text: string, what: string): number {
     throw new UsageError(`${what} '${text}' is not a number: use 0-65535`);
   }
   const port = Number(text);
-  if (port < 0 || port > 65535) {
+  // "-0" too: a sign is never part of a port.
+  if (text.startsWith("-") || port > 65535) {
     throw new UsageError(`${what} ${text} is out of range (0-65535)`);
   }
   return port;

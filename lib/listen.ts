@@ -84,7 +84,9 @@ export function bindSockets<T extends { addr: Deno.Addr; close(): void }>(
   port: number,
   open: (hostname: string, port: number) => T,
 ): Binding<T> {
-  return hosts.length > 0 ? bindExactly(hosts, port, open) : bindAll(port, open);
+  // Both wildcards are what binding every address means, on any OS.
+  const everything = hosts.length === 2 && hosts.includes("::") && hosts.includes("0.0.0.0");
+  return hosts.length > 0 && !everything ? bindExactly(hosts, port, open) : bindAll(port, open);
 }
 
 /** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
@@ -108,7 +110,11 @@ function bindExactly<T extends { addr: Deno.Addr; close(): void }>(
     for (const hostname of hosts) {
       // With port 0, the first listener picks the port and the rest share it.
       const shared = listeners.length > 0 ? portOf(listeners[0]) : port;
-      listeners.push(open(hostname, shared));
+      try {
+        listeners.push(open(hostname, shared));
+      } catch (error) {
+        throw overlap(error, hostname, hosts.slice(0, listeners.length)) ?? error;
+      }
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -147,6 +153,25 @@ function bindAll<T extends { addr: Deno.Addr; close(): void }>(
     v6.close();
     throw error;
   }
+}
+
+/**
+ * A clearer error when `hostname` could not be bound because one of our own
+ * sockets already takes it: `::` also takes IPv4 where the OS is dual-stack.
+ */
+function overlap(error: unknown, hostname: string, bound: string[]): Error | undefined {
+  if (!(error instanceof RuntimeError) || !isCause(error, Deno.errors.AddrInUse)) return undefined;
+  const v4 = !hostname.includes(":");
+  const wildcard = bound.includes("::") && v4
+    ? "::"
+    : hostname === "::"
+    ? bound.find((h) => !h.includes(":"))
+    : undefined;
+  if (wildcard === undefined) return undefined;
+  const [a, b] = hostname === "::" ? ["::", wildcard] : [wildcard, hostname];
+  return new UsageError(
+    `--host ${a} also takes IPv4 on this host (dual-stack), so it overlaps --host ${b}: leave out one of them`,
+  );
 }
 
 function open(hostname: string, port: number, how: How): Deno.Listener {

@@ -27,6 +27,12 @@ const SIZE_UNITS: Record<string, number> = {
 };
 
 /**
+ * The longest duration a timer can be set for, in whole hours: 596h
+ * (timers take at most 2^31 - 1 ms, about 596.5 h; a longer one fires at once).
+ */
+export const MAX_DURATION = 596 * 3_600_000;
+
+/**
  * Parses a duration such as `500ms`, `30s`, `10m`, `1.5h` or `0` into
  * milliseconds. Returns `undefined` when the text is not a duration, so the
  * caller can name the option in its error message.

@@ -46,7 +46,25 @@ const BAD_INPUTS: [string[], string][] = [
     ["--host", "300.1.1.1"],
     "--host 300.1.1.1 is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::",
   ],
-  [["--host", "::1", "--host", "[::1]"], "--host ::1 is given twice"],
+  [["--host", "::1", "--host", "[::1]"], "--host ::1 and --host [::1] are the same address (::1)"],
+  [
+    ["--host", "::1", "--host", "0:0:0:0:0:0:0:1"],
+    "--host ::1 and --host 0:0:0:0:0:0:0:1 are the same address (::1): give it once",
+  ],
+  [
+    ["--host", "::ffff:127.0.0.1", "--host", "127.0.0.1"],
+    "--host ::ffff:127.0.0.1 and --host 127.0.0.1 are the same address (127.0.0.1): give it once",
+  ],
+  [
+    ["--host", "0.0.0.0", "--host", "127.0.0.1"],
+    "--host 0.0.0.0 already covers --host 127.0.0.1: leave out one of them",
+  ],
+  [["--port", "-0"], "port -0 is out of range (0-65535)"],
+  [["--stats-interval", "1000h"], "--stats-interval 1000h is out of range (0, or 100ms to 596h)"],
+  [["--stats-interval", "10ms"], "--stats-interval 10ms is out of range (0, or 100ms to 596h)"],
+  [["--drain-timeout", "1000h"], "--drain-timeout 1000h is out of range (0, or 1ms to 596h)"],
+  [["--idle-timeout", "0.0001ms"], "--idle-timeout 0.0001ms is out of range (0, or 1ms to 596h)"],
+  [["--max-lifetime", "597h"], "--max-lifetime 597h is out of range (0, or 1ms to 596h)"],
   [
     ["--log-level", "verbose"],
     "--log-level 'verbose' is not one of error, warning, info, debug",
@@ -114,6 +132,38 @@ Deno.test("a port already in use → exit 1 with one line", async () => {
   }
 });
 
+Deno.test("--host 0.0.0.0 --host :: (either order) binds every address as the default does", async () => {
+  for (const hosts of [["0.0.0.0", "::"], ["::", "0.0.0.0"]]) {
+    const echod = await startEchod(hosts.flatMap((h) => ["--host", h]));
+    try {
+      const expected = Deno.build.os === "windows" ? "two-listeners" : "dual-stack";
+      assert.equal(echod.ready?.mode, expected, hosts.join(" "));
+    } finally {
+      await echod.stop();
+    }
+  }
+});
+
+// Windows' `::` is IPv6-only, so there `::` and 127.0.0.1 do not overlap.
+Deno.test({
+  name: "--host :: with an IPv4 address on a dual-stack host: exit 2, named as an overlap",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    for (const hosts of [["::", "127.0.0.1"], ["127.0.0.1", "::"]]) {
+      const { code, stderr } = await runEchod([
+        "--port",
+        "0",
+        ...hosts.flatMap((h) => ["--host", h]),
+      ]);
+      assert.equal(code, 2);
+      assert.equal(
+        stderr,
+        "echod: --host :: also takes IPv4 on this host (dual-stack), so it overlaps --host 127.0.0.1: leave out one of them\n",
+      );
+    }
+  },
+});
+
 // As root, the child drops CAP_NET_BIND_SERVICE through setpriv; as another
 // user the OS refuses by itself.
 const isRoot = await new Deno.Command("id", { args: ["-u"] }).output()
@@ -177,7 +227,7 @@ Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts"
     "serve",
     "--host=::1",
     "--host",
-    "[::]",
+    "[fe80::1]",
     "-p",
     "0",
     "--idle-timeout",
@@ -191,7 +241,7 @@ Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts"
   ]);
   assert.equal(full.kind, "serve");
   if (full.kind !== "serve") return;
-  assert.deepEqual(full.config.server.hosts, ["::1", "::"]);
+  assert.deepEqual(full.config.server.hosts, ["::1", "fe80::1"]);
   assert.equal(full.config.server.port, 0);
   assert.equal(full.config.server.idleTimeout, 500);
   assert.equal(full.config.server.maxLifetime, 5_400_000);
