@@ -25,6 +25,7 @@ import {
 } from "./server.ts";
 import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT } from "./tls.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "./udp.ts";
 import { formatDuration, MAX_DURATION, parseDuration, parseSize } from "./units.ts";
 
@@ -41,7 +42,7 @@ export interface ServeConfig {
   /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
   workers: number;
   /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
-  tls?: { certFile: string; keyFile: string; port?: number };
+  tls?: { certFile: string; keyFile: string; port?: number; handshakeTimeout: number };
   /** Where to serve /metrics and /healthz. */
   metrics?: Target;
   /** UDP echo, when asked for, with its rates (per source, in all). */
@@ -290,6 +291,14 @@ const SERVE: CommandSpec = {
       kind: "string",
       value: "PORT",
       help: "serve TLS on this port and plain TCP on --port (default: TLS on --port)",
+    },
+    {
+      name: "tls-handshake-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `close a TLS connection whose handshake is not done by then (default: ${
+        formatDuration(DEFAULT_TLS_HANDSHAKE_TIMEOUT)
+      })`,
     },
     {
       name: "metrics",
@@ -736,17 +745,24 @@ function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {
     throw new UsageError("--tls-cert and --tls-key go together: give both");
   }
   if (certFile === undefined || keyFile === undefined) {
-    if (tlsPort !== undefined) throw new UsageError("--tls-port needs --tls-cert and --tls-key");
+    for (const name of ["tls-port", "tls-handshake-timeout"]) {
+      if (opts.has(name)) throw new UsageError(`--${name} needs --tls-cert and --tls-key`);
+    }
     return undefined;
   }
-  if (tlsPort === undefined) return { certFile, keyFile };
+  const handshakeTimeout = positiveTime(
+    opts,
+    "tls-handshake-timeout",
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+  );
+  if (tlsPort === undefined) return { certFile, keyFile, handshakeTimeout };
   const port = parsePort(tlsPort, "--tls-port");
   if (port !== 0 && port === mainPort) {
     throw new UsageError(
       `--tls-port ${port} is --port too: leave out --tls-port to serve TLS on --port`,
     );
   }
-  return { certFile, keyFile, port };
+  return { certFile, keyFile, port, handshakeTimeout };
 }
 
 function parseBlock(name: string, text: string): Cidr {

@@ -26,11 +26,6 @@ export interface BindOptions {
    * @default {false}
    */
   reusePort?: boolean;
-  /**
-   * Serve TLS with this PEM certificate chain and key instead of plain TCP.
-   * @default {undefined}
-   */
-  tls?: { cert: string; key: string };
 }
 
 /** Default TCP port (RFC 862 assigns 7, which needs privilege). */
@@ -68,8 +63,8 @@ export interface Binding<T = Deno.Listener> {
 export function bind(options: BindOptions = {}): Binding {
   const port = options.port ?? DEFAULT_PORT;
   const hosts = options.hosts ?? [];
-  const how = { reusePort: options.reusePort ?? false, tls: options.tls };
-  return bindSockets(hosts, port, (hostname, at) => open(hostname, at, how));
+  const reusePort = options.reusePort ?? false;
+  return bindSockets(hosts, port, (hostname, at) => open(hostname, at, reusePort));
 }
 
 /**
@@ -93,11 +88,6 @@ export function bindSockets<T extends { addr: Deno.Addr; close(): void }>(
 export function formatAddr(addr: Deno.Addr): string {
   const { hostname, port } = addr as Deno.NetAddr;
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
-interface How {
-  reusePort: boolean;
-  tls?: { cert: string; key: string };
 }
 
 function bindExactly<T extends { addr: Deno.Addr; close(): void }>(
@@ -174,12 +164,9 @@ function overlap(error: unknown, hostname: string, bound: string[]): Error | und
   );
 }
 
-function open(hostname: string, port: number, how: How): Deno.Listener {
+function open(hostname: string, port: number, reusePort: boolean): Deno.Listener {
   try {
-    if (how.tls !== undefined) {
-      return Deno.listenTls({ hostname, port, cert: how.tls.cert, key: how.tls.key });
-    }
-    return Deno.listen({ hostname, port, transport: "tcp", reusePort: how.reusePort });
+    return Deno.listen({ hostname, port, transport: "tcp", reusePort });
   } catch (error) {
     throw explain(error, hostname, port);
   }

@@ -56,6 +56,7 @@ const FAMILIES: Family[] = [
     samples: [
       ['reason="idle-timeout"', "idleTimeouts"],
       ['reason="max-lifetime"', "lifetimeEnds"],
+      ['reason="tls-handshake"', "tlsHandshakeTimeouts"],
     ],
   },
   {

@@ -5,15 +5,15 @@
  * write is pending, so a peer that does not read stalls only itself, and
  * echod holds at most one buffer of its data.
  *
- * The buffer adapts. A read that fills its buffer means more is waiting, so
- * the next read gets a bigger one (1 KiB → 4 KiB → 16 KiB → up to 64 KiB).
- * A read that does not fill it means the socket is drained and the next
- * read may wait a long time: it gets the smallest buffer that held the whole
- * burst if the peer sends messages (up to 64 KiB), or the 1 KiB one if it
- * is streaming (it has filled a 64 KiB read) and paused. So an idle connection holds only a small buffer
- * while a stream runs with 64 KiB reads. The grown buffers are kept between
- * bursts (no allocation per chunk) until the owner finds the connection
- * quiet and drops them.
+ * Buffers climb a ladder as a burst grows: a read that fills its buffer
+ * means more is waiting, so the next read gets the next size up: 1 KiB, then
+ * 4 KiB (the connection's own), then a 63.5 KiB buffer borrowed from a pool
+ * shared by the server. A read that does not fill its buffer means the
+ * socket is drained and the next read may wait for a long time: the
+ * borrowed buffer goes back to the pool, and the read waits on 4 KiB if the
+ * burst outgrew 1 KiB, else on 1 KiB. So an idle connection holds at most
+ * 5 KiB whatever it sent before, the pool bounds what all busy connections
+ * hold together, and steady traffic allocates nothing.
  *
  * @module
  */
@@ -24,23 +24,6 @@ export interface Tally {
   bytesIn: number;
   /** Bytes written back to peers. */
   bytesOut: number;
-}
-
-/** A connection's counters and the buffers its loop keeps between bursts. */
-export interface PumpState extends Tally {
-  /**
-   * The grown buffers kept between bursts, so that steady traffic of any
-   * size allocates nothing. The owner should drop both when the connection
-   * goes quiet: an idle connection then holds only its pending read's buffer.
-   */
-  middle?: Uint8Array<ArrayBuffer>;
-  /** See `middle`: the largest buffer, from 4× middle up to `maxBuffer`. */
-  spare?: Uint8Array<ArrayBuffer>;
-  /**
-   * Set once a read fills the largest buffer: the peer is streaming, and a
-   * pause is answered with the small buffer. The owner clears it with the buffers.
-   */
-  bulk?: boolean;
 }
 
 /** Tuning for {@linkcode pump}. */
@@ -56,10 +39,10 @@ export interface PumpOptions {
    */
   minBuffer?: number;
   /**
-   * Bytes a busy connection's buffer may grow to.
-   * @default {65536}
+   * Where large buffers are borrowed from during a burst.
+   * @default {a pool shared by every pump in this thread}
    */
-  maxBuffer?: number;
+  pool?: BufferPool;
   /**
    * Bytes already read from the peer (after a PROXY header, say), echoed
    * before the loop starts.
@@ -71,51 +54,79 @@ export interface PumpOptions {
 /** Default size of the buffer a connection starts and idles with. */
 export const DEFAULT_MIN_BUFFER = 1024;
 
+/** Size of the connection's own second buffer, the most an idle connection waits on. */
+export const MEDIUM_BUFFER = 4096;
+
 /**
- * Default size a busy connection's buffer may grow to: 64 KiB less 512
- * bytes. Not a power of two on purpose: a read that fills the buffer is
- * taken to mean more is waiting, and a transfer sent in power-of-two chunks
- * then rarely ends exactly at a full read, which would leave the idle
- * connection waiting on its largest buffer (measured, 2,000 transfers of
- * 256 KiB: 22% with 65,536, under 3% with 65,024).
+ * Default size of a pooled buffer: 64 KiB less 512 bytes. Not a power of
+ * two on purpose: a read that fills the buffer is taken to mean more is
+ * waiting, and a transfer sent in power-of-two chunks then rarely ends
+ * exactly at a full read, which would leave the connection waiting on a
+ * pooled buffer.
  */
 export const DEFAULT_MAX_BUFFER = 65_024;
 
-/** The next buffer up from `buf`: small → middle → spare, growing fourfold to `max`. */
-function bigger(
-  buf: Uint8Array<ArrayBuffer>,
-  small: Uint8Array<ArrayBuffer>,
-  max: number,
-  kept: PumpState,
-): Uint8Array<ArrayBuffer> {
-  if (buf === small) {
-    // A stream resuming after a pause goes straight back to its largest buffer.
-    if (kept.bulk && kept.spare !== undefined) return kept.spare;
-    return kept.middle ??= new Uint8Array(small.length * 4);
-  }
-  if (buf.length >= max) return buf;
-  if (kept.spare !== undefined && kept.spare.length > buf.length) return kept.spare;
-  return kept.spare = new Uint8Array(Math.min(buf.length * 4, max));
+/** Default number of large buffers a pool lends at once: about 16 MiB. */
+export const DEFAULT_POOL_BUFFERS = 256;
+
+/** Options for {@linkcode BufferPool}. */
+export interface BufferPoolOptions {
+  /**
+   * Bytes per buffer.
+   * @default {65024}
+   */
+  size?: number;
+  /**
+   * Most buffers in existence at once; past it, a burst goes on with its
+   * connection's own 4 KiB buffer.
+   * @default {256}
+   */
+  limit?: number;
 }
 
-/** A buffer for the read after a drained one: fits `burst`, in sizes small × 4^k up to `max`. */
-function fitting(
-  burst: number,
-  small: Uint8Array<ArrayBuffer>,
-  max: number,
-  kept: PumpState,
-): Uint8Array<ArrayBuffer> {
-  if (burst <= small.length || burst > max) return small;
-  // Reallocated only when the burst no longer fits, or is far smaller than
-  // the buffer: message sizes that wander allocate rarely, and a connection
-  // whose messages shrank does not wait on a big buffer.
-  if (kept.middle === undefined || kept.middle.length < burst || kept.middle.length > 16 * burst) {
-    let size = small.length * 4;
-    while (size < burst) size *= 4;
-    kept.middle = new Uint8Array(Math.min(size, max));
+/**
+ * Large buffers lent to connections while they move a burst. Buffers are
+ * made on demand up to a limit and kept for reuse, so the memory of every
+ * burst at once is bounded and steady traffic allocates nothing.
+ */
+export class BufferPool {
+  #size: number;
+  #limit: number;
+  #free: Uint8Array<ArrayBuffer>[] = [];
+  #made = 0;
+
+  /** Creates an empty pool. */
+  constructor(options: BufferPoolOptions = {}) {
+    this.#size = options.size ?? DEFAULT_MAX_BUFFER;
+    this.#limit = options.limit ?? DEFAULT_POOL_BUFFERS;
   }
-  return kept.middle;
+
+  /** Bytes per buffer. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Buffers lent out now. */
+  get lent(): number {
+    return this.#made - this.#free.length;
+  }
+
+  /** Lends a buffer, or returns `undefined` when all `limit` are lent. */
+  take(): Uint8Array<ArrayBuffer> | undefined {
+    const free = this.#free.pop();
+    if (free !== undefined) return free;
+    if (this.#made >= this.#limit) return undefined;
+    this.#made++;
+    return new Uint8Array(this.#size);
+  }
+
+  /** Takes back a buffer from {@linkcode BufferPool.take}. */
+  give(buf: Uint8Array<ArrayBuffer>): void {
+    this.#free.push(buf);
+  }
 }
+
+let threadPool: BufferPool | undefined;
 
 /**
  * Echoes everything read from `conn` back to it until the peer closes its
@@ -125,56 +136,70 @@ function fitting(
  */
 export async function pump(
   conn: Deno.Conn,
-  state: PumpState,
+  state: Tally,
   options: PumpOptions = {},
 ): Promise<void> {
   const totals = options.totals ?? { bytesIn: 0, bytesOut: 0 };
-  const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+  const pool = options.pool ?? (threadPool ??= new BufferPool());
   const small = new Uint8Array(options.minBuffer ?? DEFAULT_MIN_BUFFER);
+  let medium: Uint8Array<ArrayBuffer> | undefined;
+  let borrowed: Uint8Array<ArrayBuffer> | undefined;
   let buf = small;
   // A view of the bytes last read; rebuilt only when their count changes,
   // so fixed-size traffic reuses one view.
   let view = buf;
-  // Bytes read since the socket was last found drained (a read that did not fill its buffer).
+  // Bytes read since the socket was last found drained.
   let burst = 0;
-  if (options.early !== undefined && options.early.length > 0) {
-    const early = options.early;
-    state.bytesIn += early.length;
-    totals.bytesIn += early.length;
-    for (let sent = 0; sent < early.length;) {
-      const w = await conn.write(early.subarray(sent));
-      sent += w;
-      state.bytesOut += w;
-      totals.bytesOut += w;
+  try {
+    if (options.early !== undefined && options.early.length > 0) {
+      state.bytesIn += options.early.length;
+      totals.bytesIn += options.early.length;
+      await writeAll(conn, options.early, state, totals);
     }
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      state.bytesIn += n;
+      totals.bytesIn += n;
+      if (view.length !== n) {
+        view = n === buf.length ? buf : buf.subarray(0, n);
+      }
+      for (let sent = 0; sent < n;) {
+        const w = await conn.write(sent === 0 ? view : view.subarray(sent));
+        sent += w;
+        state.bytesOut += w;
+        totals.bytesOut += w;
+      }
+      burst += n;
+      if (n === buf.length) {
+        // Full: more is probably waiting; read it in bigger pieces.
+        if (buf === small) buf = medium ??= new Uint8Array(MEDIUM_BUFFER);
+        else if (buf === medium) {
+          borrowed = pool.take();
+          if (borrowed !== undefined) buf = borrowed;
+        }
+      } else {
+        // Drained: the next read may wait a long time, on a small buffer.
+        if (borrowed !== undefined) {
+          pool.give(borrowed);
+          borrowed = undefined;
+        }
+        buf = burst > small.length ? medium! : small;
+        burst = 0;
+      }
+      // Let go of the last chunk's view too, or it would keep a returned buffer.
+      if (view.buffer !== buf.buffer) view = buf;
+    }
+  } finally {
+    if (borrowed !== undefined) pool.give(borrowed);
   }
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) return;
-    state.bytesIn += n;
-    totals.bytesIn += n;
-    if (view.length !== n) {
-      view = n === buf.length ? buf : buf.subarray(0, n);
-    }
-    for (let sent = 0; sent < n;) {
-      const w = await conn.write(sent === 0 ? view : view.subarray(sent));
-      sent += w;
-      state.bytesOut += w;
-      totals.bytesOut += w;
-    }
-    burst += n;
-    if (n === buf.length) {
-      // Full: more is probably waiting; read it in bigger pieces.
-      if (n >= max) state.bulk = true;
-      buf = bigger(buf, small, max, state);
-    } else {
-      // Drained: the next read may wait a long time, so it gets a buffer
-      // that fits this burst if it was a message, the small one if it was
-      // a bulk transfer pausing (or done).
-      buf = state.bulk ? small : fitting(burst, small, max, state);
-      burst = 0;
-    }
-    // Let go of the last chunk's view too, or it would keep a grown buffer alive.
-    if (view.buffer !== buf.buffer) view = buf;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array, state: Tally, totals: Tally) {
+  for (let sent = 0; sent < data.length;) {
+    const w = await conn.write(data.subarray(sent));
+    sent += w;
+    state.bytesOut += w;
+    totals.bytesOut += w;
   }
 }

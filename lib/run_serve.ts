@@ -27,7 +27,11 @@ const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
  * that stop it from starting are thrown for `main.ts` to report.
  */
 export async function runServe(config: ServeConfig): Promise<number> {
-  const tls = config.tls && { ...readTlsFiles(config.tls), port: config.tls.port };
+  const tls = config.tls && {
+    ...readTlsFiles(config.tls),
+    port: config.tls.port,
+    handshakeTimeout: config.tls.handshakeTimeout,
+  };
   await setupLogging(config.log);
   const log = getLog();
   let server: Server | undefined;

@@ -7,14 +7,21 @@
 
 import { acceptLoop } from "./accept.ts";
 import { AccessList, type AccessListOptions, type Cidr } from "./acl.ts";
-import { Admission, type AdmissionOptions, type Admitter, peerKey } from "./admission.ts";
+import {
+  Admission,
+  type AdmissionOptions,
+  type Admitter,
+  DEFAULT_MAX_CONNS,
+  peerKey,
+} from "./admission.ts";
 import { bind, type Binding, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
 import { getLog, LogThrottle } from "./log.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
-import { pump, type PumpOptions, type PumpState } from "./pump.ts";
+import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { type RefusedBy, Stats, type StatsSource } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, echoTls, secureContext, type TlsFiles } from "./tls.ts";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
 export interface ServeOptions extends BindOptions, AdmissionOptions {
@@ -29,10 +36,11 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    */
   maxLifetime?: number;
   /**
-   * Buffer sizes for the echo loop.
-   * @default {{ minBuffer: 1024, maxBuffer: 65536 }}
+   * Buffers of the echo loop: the size a connection idles with, and the
+   * size and number of the large buffers lent to bursts.
+   * @default {{ minBuffer: 1024, maxBuffer: 65024, poolBuffers: 256 }}
    */
-  buffers?: Pick<PumpOptions, "minBuffer" | "maxBuffer">;
+  buffers?: { minBuffer?: number; maxBuffer?: number; poolBuffers?: number };
   /**
    * Admission to use instead of a private one, e.g. one shared by workers.
    * @default {an Admission with maxConns and maxConnsPerIp}
@@ -56,10 +64,12 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
   proxyProtocol?: { trusted: Cidr[] };
   /**
    * Serve TLS with this PEM certificate chain and key: on `port` when
-   * `tls.port` is not given, otherwise on `tls.port` beside plain TCP on `port`.
+   * `tls.port` is not given, otherwise on `tls.port` beside plain TCP on
+   * `port`. `handshakeTimeout`: milliseconds a client has to complete the
+   * handshake (default 5000).
    * @default {undefined}
    */
-  tls?: { cert: string; key: string; port?: number };
+  tls?: TlsFiles & { port?: number; handshakeTimeout?: number };
 }
 
 /** How long a trusted proxy has to send its PROXY header. */
@@ -107,8 +117,21 @@ export interface Server {
 
 type CloseReason = ExpiryReason | "shutdown";
 
-interface Session extends Expirable, PumpState {
+/** Who a new connection is from, and how it is to be served. */
+interface Arrival {
+  /** The address it is counted under (see `peerKey`). */
+  ip: string;
+  /** `host:port` for the log. */
+  peer: string;
+  /** Whether it arrived on a TLS listener. */
+  tls: boolean;
+  /** Bytes read after a PROXY header. */
+  early?: Uint8Array;
+}
+
+interface Session extends Expirable, Tally {
   conn: Deno.Conn;
+  tls: boolean;
   ip: string;
   peer: string;
   // Writable here, read-only to the sweep: restated to reconcile the two.
@@ -124,29 +147,40 @@ const LOG_EVERY_MS = 5_000;
  * {@linkcode UsageError} from binding with a message for the user.
  */
 export function serve(options: ServeOptions = {}): Server {
-  const pem = options.tls && { cert: options.tls.cert, key: options.tls.key };
+  // Checked before binding, so a bad certificate is one line at start-up.
+  const context = options.tls && secureContext(options.tls);
+  const handshakeTimeout = options.tls?.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT;
   const tlsApart = options.tls?.port !== undefined;
-  const binding = bind({ ...options, tls: tlsApart ? undefined : pem });
+  const binding = bind(options);
   let tlsBinding: Binding | undefined;
   if (tlsApart) {
     try {
-      tlsBinding = bind({ ...options, port: options.tls!.port, tls: pem });
+      tlsBinding = bind({ ...options, port: options.tls!.port });
     } catch (error) {
       for (const listener of binding.listeners) listener.close();
       throw error;
     }
   }
+  const tlsListeners = new Set(context ? (tlsBinding ?? binding).listeners : []);
   const listeners = [...binding.listeners, ...(tlsBinding?.listeners ?? [])];
   const access = options.access && new AccessList(options.access);
   const acceptRate = options.acceptRate ? new RateLimiter(options.acceptRate) : undefined;
   const trusted = options.proxyProtocol && new AccessList({ allow: options.proxyProtocol.trusted });
+  const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
   const awaitingHeader = new Set<Deno.Conn>();
   const log = getLog();
   const connLog = getLog("conn");
   const stats = new Stats();
   const admission = options.admission ?? new Admission(options);
   const sessions = new Set<Session>();
-  const pumpOptions: PumpOptions = { totals: stats, ...options.buffers };
+  const pumpOptions: PumpOptions = {
+    totals: stats,
+    minBuffer: options.buffers?.minBuffer,
+    pool: new BufferPool({
+      size: options.buffers?.maxBuffer,
+      limit: options.buffers?.poolBuffers,
+    }),
+  };
   const refusalThrottle = new LogThrottle(LOG_EVERY_MS);
   const acceptThrottle = new LogThrottle(LOG_EVERY_MS);
   const failureThrottle = new LogThrottle(LOG_EVERY_MS);
@@ -157,23 +191,18 @@ export function serve(options: ServeOptions = {}): Server {
   const sweep = startSweep(sessions, {
     idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
     maxLifetime: options.maxLifetime ?? DEFAULT_MAX_LIFETIME,
+    handshakeTimeout: context ? handshakeTimeout : 0,
     onExpire(session, reason) {
       if (session.closing !== undefined) return;
       stats.expired[reason]++;
       end(session, reason);
     },
-    onQuiet(session) {
-      // A quiet connection gives back the buffers it grew; its pending read
-      // keeps only the small one (see pump.ts).
-      session.middle = undefined;
-      session.spare = undefined;
-      session.bulk = undefined;
-    },
   });
 
   for (const listener of listeners) {
     const where = formatAddr(listener.addr);
-    acceptLoop(listener, accepted, {
+    const tls = tlsListeners.has(listener);
+    acceptLoop(listener, (conn) => accepted(conn, tls), {
       onError(error, retryInMs) {
         if (retryInMs === 0) {
           // One peer's connection died before it was taken: not a server fault.
@@ -197,19 +226,26 @@ export function serve(options: ServeOptions = {}): Server {
     });
   }
 
-  function accepted(conn: Deno.Conn): void {
+  function accepted(conn: Deno.Conn, tls: boolean): void {
     stats.accepted++;
     const remote = conn.remoteAddr as Deno.NetAddr;
     const ip = peerKey(remote.hostname);
     if (trusted?.matches(ip)) {
-      fromProxy(conn, ip);
+      fromProxy(conn, ip, tls);
       return;
     }
-    admit(conn, ip, formatAddr(remote), undefined);
+    admit(conn, { ip, peer: formatAddr(remote), tls });
   }
 
-  /** A connection from a trusted proxy: the real client is in its PROXY header. */
-  async function fromProxy(conn: Deno.Conn, proxyIp: string): Promise<void> {
+  /**
+   * A connection from a trusted proxy: the real client is in its PROXY
+   * header (sent in the clear, before any TLS). Waiting for it takes a place
+   * under --max-conns, so a flood of silent proxy connections is bounded too.
+   */
+  async function fromProxy(conn: Deno.Conn, proxyIp: string, tls: boolean): Promise<void> {
+    if (maxConns > 0 && awaitingHeader.size + sessions.size >= maxConns) {
+      return refuse(conn, proxyIp, "max-conns");
+    }
     awaitingHeader.add(conn);
     try {
       const header = await readProxyHeader(conn, PROXY_HEADER_TIMEOUT);
@@ -217,7 +253,7 @@ export function serve(options: ServeOptions = {}): Server {
       const source = header.source;
       const ip = source ? peerKey(source.hostname) : proxyIp;
       const peer = formatAddr(source ? { transport: "tcp", ...source } : conn.remoteAddr);
-      admit(conn, ip, peer, header.rest);
+      admit(conn, { ip, peer, tls, early: header.rest });
     } catch (error) {
       refuse(conn, proxyIp, "proxy-header", (error as Error).message);
     } finally {
@@ -225,7 +261,8 @@ export function serve(options: ServeOptions = {}): Server {
     }
   }
 
-  function admit(conn: Deno.Conn, ip: string, peer: string, early: Uint8Array | undefined): void {
+  function admit(conn: Deno.Conn, who: Arrival): void {
+    const { ip, peer, tls, early } = who;
     if (access !== undefined && !access.permits(ip)) return refuse(conn, ip, "denied");
     if (acceptRate !== undefined && !acceptRate.take(ip)) return refuse(conn, ip, "accept-rate");
     const refusal = admission.admit(ip);
@@ -240,6 +277,8 @@ export function serve(options: ServeOptions = {}): Server {
       openedAt: now,
       seenBytes: 0,
       quietSince: now,
+      tls,
+      handshakeBy: tls ? now + handshakeTimeout : undefined,
     };
     sessions.add(session);
     stats.active++;
@@ -260,8 +299,19 @@ export function serve(options: ServeOptions = {}): Server {
     try {
       // Echo replies are small and awaited: send them at once (no Nagle).
       const conn = session.conn as Deno.TcpConn;
-      if (typeof conn.setNoDelay === "function") conn.setNoDelay(true);
-      await pump(conn, session, early ? { ...pumpOptions, early } : pumpOptions);
+      conn.setNoDelay(true);
+      if (session.tls) {
+        await echoTls(conn, session, {
+          context: context!,
+          totals: stats,
+          early,
+          onSecure() {
+            session.handshakeBy = undefined;
+          },
+        });
+      } else {
+        await pump(conn, session, early ? { ...pumpOptions, early } : pumpOptions);
+      }
     } catch (error) {
       if (session.closing === undefined && !isDisconnect(error)) {
         failure = error as Error;
@@ -360,10 +410,7 @@ export function serve(options: ServeOptions = {}): Server {
   }
 
   return {
-    addresses: [
-      ...binding.listeners.map((l) => formatAddr(l.addr) + (pem && !tlsApart ? " (TLS)" : "")),
-      ...(tlsBinding?.listeners ?? []).map((l) => `${formatAddr(l.addr)} (TLS)`),
-    ],
+    addresses: listeners.map((l) => formatAddr(l.addr) + (tlsListeners.has(l) ? " (TLS)" : "")),
     port: binding.port,
     tlsPort: tlsBinding?.port,
     mode: binding.mode,

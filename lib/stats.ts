@@ -56,6 +56,7 @@ export class Stats implements Tally, StatsSource {
   expired: Record<ExpiryReason, number> = {
     "idle-timeout": 0,
     "max-lifetime": 0,
+    "tls-handshake": 0,
   };
 
   /** All connections refused at admission. */
@@ -76,6 +77,7 @@ export class Stats implements Tally, StatsSource {
       refusedProxyHeader: this.refused["proxy-header"],
       idleTimeouts: this.expired["idle-timeout"],
       lifetimeEnds: this.expired["max-lifetime"],
+      tlsHandshakeTimeouts: this.expired["tls-handshake"],
       acceptErrors: this.acceptErrors,
       acceptAborted: this.acceptAborted,
       bytesIn: this.bytesIn,

@@ -18,10 +18,12 @@ export interface Expirable {
   seenBytes: number;
   /** Sweep bookkeeping: when the byte total last moved. Start at `openedAt`. */
   quietSince: number;
+  /** `performance.now()` by which the TLS handshake must be done; cleared once it is. */
+  handshakeBy?: number;
 }
 
 /** Why the sweep ended a connection. */
-export type ExpiryReason = "idle-timeout" | "max-lifetime";
+export type ExpiryReason = "idle-timeout" | "max-lifetime" | "tls-handshake";
 
 /** Limits for {@linkcode startSweep}; `0` disables a limit. */
 export interface SweepOptions<T extends Expirable> {
@@ -29,10 +31,14 @@ export interface SweepOptions<T extends Expirable> {
   idleTimeout: number;
   /** Milliseconds after which a connection is ended whatever it is doing. */
   maxLifetime: number;
+  /**
+   * Milliseconds a TLS handshake may take (only sets the sweep period: each
+   * item carries its own `handshakeBy`).
+   * @default {0}
+   */
+  handshakeTimeout?: number;
   /** Called once for each connection past a limit; it should close the connection. */
   onExpire: (item: T, reason: ExpiryReason) => void;
-  /** Called each round for a connection whose byte counts did not move since the last. */
-  onQuiet?: (item: T) => void;
 }
 
 /** A running sweep. */
@@ -50,8 +56,12 @@ export function startSweep<T extends Expirable>(
   items: Iterable<T>,
   options: SweepOptions<T>,
 ): Sweep {
-  const { idleTimeout, maxLifetime, onExpire, onQuiet } = options;
-  const shortest = Math.min(idleTimeout || Infinity, maxLifetime || Infinity);
+  const { idleTimeout, maxLifetime, onExpire } = options;
+  const shortest = Math.min(
+    idleTimeout || Infinity,
+    maxLifetime || Infinity,
+    options.handshakeTimeout || Infinity,
+  );
   const period = Math.max(25, Math.min(1_000, shortest / 8));
   const id = setInterval(function sweep() {
     const now = performance.now();
@@ -60,10 +70,10 @@ export function startSweep<T extends Expirable>(
       if (moved !== item.seenBytes) {
         item.seenBytes = moved;
         item.quietSince = now;
-      } else {
-        onQuiet?.(item);
       }
-      if (maxLifetime > 0 && now - item.openedAt >= maxLifetime) {
+      if (item.handshakeBy !== undefined && now >= item.handshakeBy) {
+        onExpire(item, "tls-handshake");
+      } else if (maxLifetime > 0 && now - item.openedAt >= maxLifetime) {
         onExpire(item, "max-lifetime");
       } else if (idleTimeout > 0 && now - item.quietSince >= idleTimeout) {
         onExpire(item, "idle-timeout");

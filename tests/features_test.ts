@@ -14,6 +14,7 @@ import {
   writeAll,
 } from "./_client.ts";
 import { type Echod, ROOT, runEchod, startEchod } from "./_echod.ts";
+import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 
 // On Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different
 // sockets, so the tests that rely on one socket's ordering run elsewhere.
@@ -37,40 +38,13 @@ function metric(text: string, name: string): number {
 
 // ---- TLS --------------------------------------------------------------
 
-const tlsDir = await Deno.makeTempDir();
-const hasOpenssl = await available("openssl");
-if (hasOpenssl) {
-  // A CA, and a server certificate it signs for localhost, 127.0.0.1 and ::1.
-  const steps = [
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-      .concat(["-days", "1", "-subj", "/CN=echod test CA", "-keyout", "ca.key", "-out", "ca.pem"]),
-    ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-      .concat(["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "server.csr"]),
-    ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
-      .concat(["-days", "1", "-extfile", "server.ext", "-out", "cert.pem"]),
-  ];
-  await Deno.writeTextFile(
-    `${tlsDir}/server.ext`,
-    "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" +
-      "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n",
-  );
-  for (const args of steps) {
-    const made = await new Deno.Command("openssl", { args, cwd: tlsDir }).output();
-    assert.ok(made.success, new TextDecoder().decode(made.stderr));
-  }
-} else {
-  console.log("skipping the TLS tests: openssl is not installed");
-}
-const cert = `${tlsDir}/cert.pem`;
-const key = `${tlsDir}/key.pem`;
-const TLS_PERMISSIONS = ["--allow-net", `--allow-read=${cert},${key}`];
+const certs = HAS_OPENSSL ? await testCertificates() : undefined;
+const cert = certs?.cert ?? "cert.pem";
+const key = certs?.key ?? "key.pem";
+const TLS_PERMISSIONS = certs?.permissions ?? [];
 
 async function tlsRoundTrip(host: string, port: number, text: string): Promise<string> {
-  const conn = await Deno.connectTls({
-    hostname: host,
-    port,
-    caCerts: [await Deno.readTextFile(`${tlsDir}/ca.pem`)],
-  });
+  const conn = await connectTls(host, port);
   try {
     return await roundTrip(conn, text);
   } finally {
@@ -80,7 +54,7 @@ async function tlsRoundTrip(host: string, port: number, text: string): Promise<s
 
 Deno.test({
   name: "TLS on --port: echo over IPv4 and IPv6 with a certificate made for the test",
-  ignore: !hasOpenssl,
+  ignore: !HAS_OPENSSL,
   async fn() {
     const echod = await startEchod(["--tls-cert", cert, "--tls-key", key], {
       permissions: TLS_PERMISSIONS,
@@ -98,7 +72,7 @@ Deno.test({
 
 Deno.test({
   name: "--tls-port serves TLS beside plain TCP on --port",
-  ignore: !hasOpenssl,
+  ignore: !HAS_OPENSSL,
   async fn() {
     const echod = await startEchod(["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"], {
       permissions: TLS_PERMISSIONS,
@@ -549,5 +523,3 @@ Deno.test("option errors of the extras: one line each", async () => {
     assert.equal(stderr, `echod: ${message}\n`);
   }
 });
-
-addEventListener("unload", () => Deno.removeSync(tlsDir, { recursive: true }));

@@ -1,11 +1,11 @@
 /**
  * The echo loop's buffer policy, in-process, against a scripted connection
  * that records the buffer offered to each read: small while waiting, large
- * while streaming, reused rather than reallocated.
+ * (and pooled) while streaming, reused rather than reallocated.
  */
 
 import assert from "node:assert/strict";
-import { pump, type PumpState } from "../lib/pump.ts";
+import { BufferPool, pump, type Tally } from "../lib/pump.ts";
 
 /** A connection whose reads deliver `chunks` in order, then EOF; echoes are collected. */
 class ScriptedConn {
@@ -33,9 +33,13 @@ class ScriptedConn {
   }
 }
 
-async function run(chunks: number[], state: PumpState = { bytesIn: 0, bytesOut: 0 }) {
+async function run(
+  chunks: number[],
+  state: Tally = { bytesIn: 0, bytesOut: 0 },
+  pool = new BufferPool(),
+) {
   const conn = new ScriptedConn(chunks);
-  await pump(conn as unknown as Deno.Conn, state);
+  await pump(conn as unknown as Deno.Conn, state, { pool });
   return { conn, state, sizes: conn.offered.map((b) => b.length) };
 }
 
@@ -54,39 +58,56 @@ Deno.test("pump: 1,500-byte messages settle on one 4 KiB buffer, reused, one rea
   assert.ok(fours.every((b) => b === fours[0]), "the 4 KiB buffer was reallocated");
 });
 
-Deno.test("pump: a stream grows to the largest buffer, and its pause waits on the small one", async () => {
+Deno.test("pump: a stream climbs to the pooled buffer, and its pause waits on 4 KiB at most", async () => {
   // A burst of 1 MiB arrives as fast as it is read, then the peer pauses
   // (the short read), then sends a little more.
-  const { sizes } = await run([1 << 20, 100]);
-  const largest = Math.max(...sizes);
-  assert.equal(largest, 65_024);
-  // After the burst is drained, the read that waits is the small one.
-  const afterBurst = sizes.indexOf(1024, 1);
-  assert.ok(afterBurst > 0, String(sizes));
-  assert.ok(sizes.slice(afterBurst).every((s) => s === 1024), String(sizes));
+  const pool = new BufferPool();
+  const { sizes } = await run([1 << 20, 100], undefined, pool);
+  assert.equal(Math.max(...sizes), 65_024);
+  const afterBurst = sizes.lastIndexOf(65_024) + 1;
+  assert.ok(sizes.slice(afterBurst).every((s) => s <= 4096), String(sizes));
+  assert.equal(pool.lent, 0, "the pooled buffer went back at the pause");
 });
 
-Deno.test("pump: a stream resuming after a pause goes straight back to its large buffer", async () => {
-  const { sizes } = await run([300_000, 1024 + 200_000]);
-  const pause = sizes.indexOf(1024, sizes.indexOf(65_024));
-  assert.equal(sizes[pause + 1], 65_024, String(sizes));
+Deno.test("pump: an idle connection waits on at most 4 KiB whatever it sent before", async () => {
+  for (const message of [64_000, 65_024 * 3 + 7, 1_000_000]) {
+    const pool = new BufferPool();
+    const { sizes } = await run([message, 10, 5000], undefined, pool);
+    // The reads that wait (after each drained burst) are on the small or the 4 KiB buffer.
+    const waiting = [sizes[sizes.length - 1]];
+    assert.ok(waiting.every((s) => s <= 4096), `${message}: ${sizes}`);
+    assert.equal(pool.lent, 0);
+  }
 });
 
-Deno.test("pump: the buffers it keeps are on the state, for the owner to drop when quiet", async () => {
-  const state: PumpState = { bytesIn: 0, bytesOut: 0 };
-  await run([200_000], state);
-  assert.equal(state.spare?.length, 65_024);
-  assert.equal(state.bulk, true);
-  assert.equal(state.bytesIn, 200_000);
-  assert.equal(state.bytesOut, 200_000);
-  // Dropped by the owner, the loop starts over from the small buffer.
-  const { sizes } = await run([100], { bytesIn: 0, bytesOut: 0 });
-  assert.deepEqual(sizes, [1024, 1024]);
+Deno.test("pump: pooled buffers are reused, and bounded: past the limit a burst goes on in 4 KiB", async () => {
+  const pool = new BufferPool({ limit: 1 });
+  const first = await run([200_000, 10, 200_000], undefined, pool);
+  const big = first.conn.offered.filter((b) => b.length === 65_024);
+  assert.ok(big.length > 2 && big.every((b) => b === big[0]), "one pooled buffer, reused");
+  const held = pool.take()!; // the only one, now lent elsewhere
+  const starved = await run([200_000], undefined, pool);
+  assert.equal(Math.max(...starved.sizes), 4096);
+  assert.equal(starved.conn.written, 200_000);
+  pool.give(held);
+  assert.equal(pool.lent, 0);
+});
+
+Deno.test("pump: a connection that fails mid-burst gives its pooled buffer back", async () => {
+  const pool = new BufferPool();
+  const conn = new ScriptedConn([200_000]);
+  let writes = 0;
+  conn.write = (data: Uint8Array) => {
+    if (++writes === 3) return Promise.reject(new Deno.errors.BrokenPipe("gone"));
+    return Promise.resolve(data.length);
+  };
+  await assert.rejects(pump(conn as unknown as Deno.Conn, { bytesIn: 0, bytesOut: 0 }, { pool }));
+  assert.equal(pool.lent, 0);
 });
 
 Deno.test("pump: bytes read before the loop (after a PROXY header) are echoed first", async () => {
   const conn = new ScriptedConn([10]);
-  const state: PumpState = { bytesIn: 0, bytesOut: 0 };
+  const state: Tally = { bytesIn: 0, bytesOut: 0 };
   await pump(conn as unknown as Deno.Conn, state, { early: new Uint8Array(5) });
   assert.equal(conn.written, 15);
   assert.equal(state.bytesIn, 15);
