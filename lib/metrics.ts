@@ -6,7 +6,10 @@
  * @module
  */
 
+import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "./errors.ts";
+import { formatAddr } from "./listen.ts";
+import { getLog, LogThrottle } from "./log.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
 
 /** A running metrics endpoint. */
@@ -125,44 +128,178 @@ export function renderMetrics(snapshot: StatsSnapshot, uptimeSeconds: number): s
   return lines.join("\n") + "\n";
 }
 
-/** Serves `/metrics` and `/healthz` on `hostname:port`. */
+/** Limits of the metrics endpoint; every one has a default. */
+export interface MetricsLimits {
+  /**
+   * Milliseconds a client has to send its request and take the answer.
+   * @default {5000}
+   */
+  requestTimeout?: number;
+  /**
+   * Requests served at once; past it, the oldest is closed for the newcomer.
+   * @default {16}
+   */
+  maxConns?: number;
+}
+
+/** Longest request head read (request line and headers). */
+const MAX_HEAD = 8 * 1024;
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  431: "Request Header Fields Too Large",
+};
+
+/**
+ * Serves `/metrics` and `/healthz` on `hostname:port`: a small HTTP/1.1
+ * server of its own (one request per connection) rather than `Deno.serve`,
+ * whose accept loop ends the process when descriptors run out. Accepting
+ * backs off and resumes like the echo listeners; a client gets
+ * `requestTimeout` for its whole exchange, and at most `maxConns` are open
+ * at once (a newcomer displaces the oldest).
+ */
 export function serveMetrics(
   hostname: string,
   port: number,
   source: StatsSource,
+  limits: MetricsLimits = {},
 ): MetricsServer {
   const started = performance.now();
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  const requestTimeout = limits.requestTimeout ?? 5_000;
+  const maxConns = limits.maxConns ?? 16;
+  const log = getLog("metrics");
+  const throttle = new LogThrottle(5_000);
+  const open = new Set<Deno.Conn>();
+  let listener: Deno.Listener;
   try {
-    server = Deno.serve({ hostname, port, onListen() {} }, function handle(request) {
-      const path = new URL(request.url).pathname;
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return new Response("method not allowed\n", {
-          status: 405,
-          headers: { allow: "GET, HEAD" },
-        });
-      }
-      if (path === "/metrics") {
-        const body = renderMetrics(source.snapshot(), (performance.now() - started) / 1_000);
-        return new Response(body, {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
-      }
-      if (path === "/healthz") return new Response("ok\n");
-      return new Response("not found: try /metrics or /healthz\n", { status: 404 });
-    });
+    listener = Deno.listen({ hostname, port, transport: "tcp" });
   } catch (error) {
-    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
     const reason = error instanceof Deno.errors.AddrInUse
       ? "the port is already in use"
       : (error as Error).message;
-    throw new RuntimeError(`cannot serve metrics on ${where}: ${reason}`, { cause: error });
+    throw new RuntimeError(`cannot serve metrics on ${hostPort(hostname, port)}: ${reason}`, {
+      cause: error,
+    });
   }
-  const addr = server.addr;
+  const done = acceptLoop(listener, function accepted(conn) {
+    if (open.size >= maxConns) {
+      // Full: the connection that has waited longest gives way, so silent
+      // clients cannot keep a real scrape out.
+      closeQuietly(open.values().next().value!);
+    }
+    open.add(conn);
+    answer(conn).finally(() => {
+      open.delete(conn);
+      closeQuietly(conn);
+    });
+  }, {
+    onError(error, retryInMs) {
+      if (retryInMs === 0) return;
+      const held = throttle.take();
+      if (held === undefined) return;
+      log.error(
+        "metrics: accept failed: {error}; retrying in {retryInMs} ms ({held} more failures not logged)",
+        { error: error.message, retryInMs, held },
+      );
+    },
+  });
+
+  async function answer(conn: Deno.Conn): Promise<void> {
+    // The whole exchange has one deadline: slow or silent clients are cut off.
+    const timer = setTimeout(() => closeQuietly(conn), requestTimeout);
+    try {
+      const head = await readHead(conn);
+      const response = typeof head === "number"
+        ? plain(head, "request head too large\n")
+        : respond(head);
+      await writeAll(conn, new TextEncoder().encode(response));
+    } catch {
+      // The client went away, or the deadline closed it: nothing to answer.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function respond(head: string): string {
+    const [method, target, version] = head.slice(0, head.indexOf("\r\n")).split(" ");
+    if (version === undefined || !/^HTTP\/1\.[01]$/.test(version) || !target.startsWith("/")) {
+      return plain(400, "bad request\n");
+    }
+    if (method !== "GET" && method !== "HEAD") {
+      return plain(405, "method not allowed\n", "allow: GET, HEAD\r\n");
+    }
+    const path = target.split("?")[0];
+    let status = 404;
+    let body = "not found: try /metrics or /healthz\n";
+    let type = "text/plain; charset=utf-8";
+    if (path === "/metrics") {
+      status = 200;
+      body = renderMetrics(source.snapshot(), (performance.now() - started) / 1_000);
+      type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (path === "/healthz") {
+      status = 200;
+      body = "ok\n";
+    }
+    return plain(status, method === "HEAD" ? "" : body, "", type, body.length);
+  }
+
   return {
-    address: addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`,
-    close: () => server.shutdown(),
+    address: formatAddr(listener.addr),
+    async close() {
+      closeQuietly(listener);
+      for (const conn of open) closeQuietly(conn);
+      await done;
+    },
   };
+}
+
+/**
+ * Reads a request head up to its blank line. Returns it, or the status to
+ * answer with when it is too large; rejects when the client goes away.
+ */
+async function readHead(conn: Deno.Conn): Promise<string | number> {
+  const buf = new Uint8Array(MAX_HEAD);
+  let have = 0;
+  for (;;) {
+    if (have === buf.length) return 431;
+    const n = await conn.read(buf.subarray(have));
+    if (n === null) throw new Deno.errors.UnexpectedEof("closed before the request ended");
+    const from = Math.max(0, have - 3);
+    have += n;
+    for (let i = from; i + 3 < have; i++) {
+      if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
+        return new TextDecoder().decode(buf.subarray(0, i + 2));
+      }
+    }
+  }
+}
+
+function plain(
+  status: number,
+  body: string,
+  extra = "",
+  type = "text/plain; charset=utf-8",
+  length = new TextEncoder().encode(body).length,
+): string {
+  return `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: ${type}\r\n` +
+    `content-length: ${length}\r\nconnection: close\r\n${extra}\r\n${body}`;
+}
+
+function hostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+function closeQuietly(resource: Deno.Conn | Deno.Listener): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let sent = 0; sent < data.length;) sent += await conn.write(data.subarray(sent));
 }
