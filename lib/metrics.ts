@@ -104,6 +104,7 @@ const FAMILIES: Family[] = [
     help: "UDP datagrams not answered, by reason.",
     samples: [
       ['reason="reflector-port"', "udpDroppedReflectorPort"],
+      ['reason="loop"', "udpDroppedLoop"],
       ['reason="denied"', "udpDroppedDenied"],
       ['reason="source-rate"', "udpDroppedSourceRate"],
       ['reason="global-rate"', "udpDroppedGlobalRate"],

@@ -18,20 +18,29 @@ export class RateLimiter {
   #burst: number;
   #buckets = new Map<string, Bucket>();
   #prunedAt = 0;
+  #maxKeys: number;
 
   /**
    * Creates a limiter of `rate` events per second per key, with bursts of
-   * up to `burst` (default: one second's worth, at least 1).
+   * up to `burst` (default: one second's worth, at least 1). With
+   * `maxKeys`, at most that many keys are remembered: a new key past it is
+   * refused until old ones are forgotten, so a flood from many sources
+   * cannot grow memory without end.
    */
-  constructor(rate: number, burst: number = Math.max(1, rate)) {
+  constructor(rate: number, burst: number = Math.max(1, rate), options: { maxKeys?: number } = {}) {
     this.#rate = rate;
     this.#burst = burst;
+    this.#maxKeys = options.maxKeys ?? Infinity;
   }
 
   /** Takes one token for `key`; false when its bucket is empty. */
   take(key: string, now: number = performance.now()): boolean {
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
+      if (this.#buckets.size >= this.#maxKeys) {
+        this.#prune(now);
+        if (this.#buckets.size >= this.#maxKeys) return false;
+      }
       bucket = { tokens: this.#burst, at: now };
       this.#buckets.set(key, bucket);
     } else {

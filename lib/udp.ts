@@ -20,31 +20,36 @@ import { RateLimiter } from "./rate_limit.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
 
 /**
- * Source ports of services that answer a datagram with another: echoing to
- * them would start a loop or join an amplification attack.
+ * Source ports above 1023 of services that answer a datagram with another:
+ * echoing to them would start a loop or join an amplification attack. Every
+ * port below 1024 counts too: services sit there, clients do not (inetd's
+ * rule for its own echo).
  */
 export const REFLECTOR_PORTS: ReadonlySet<number> = new Set([
-  0, // not a real source
-  7, // echo
-  13, // daytime
-  17, // qotd
-  19, // chargen
-  37, // time
-  53, // DNS
-  69, // TFTP
-  111, // portmap
-  123, // NTP
-  137, // NetBIOS name
-  161, // SNMP
-  389, // CLDAP
   1900, // SSDP
   3702, // WS-Discovery
   5353, // mDNS
   11211, // memcached
 ]);
 
+/** Whether a datagram from `port` could come from a service that answers datagrams. */
+export function isReflectorPort(port: number): boolean {
+  return port < 1024 || REFLECTOR_PORTS.has(port);
+}
+
+/**
+ * A source that sends back, within {@linkcode LOOP_WINDOW} of our echo, the
+ * very datagram we echoed to it this many times in a row is taken for
+ * another echo service (a loop started by a spoofed datagram), and is not
+ * answered again until it sends something else.
+ */
+export const LOOP_REPEATS = 3;
+
+/** Milliseconds within which a datagram that repeats our echo counts toward a loop. */
+export const LOOP_WINDOW = 1_000;
+
 /** Why a datagram got no answer. */
-export type DropReason = "reflector-port" | "denied" | "source-rate" | "global-rate";
+export type DropReason = "reflector-port" | "loop" | "denied" | "source-rate" | "global-rate";
 
 /** Where and how to serve UDP echo. */
 export interface UdpOptions {
@@ -91,12 +96,21 @@ export interface UdpServer {
 /** Binds the UDP sockets (dual stack like TCP) and starts echoing. */
 export function serveUdp(options: UdpOptions): UdpServer {
   const sockets = bindSockets(options.hosts ?? [], options.port, openUdp).listeners;
-  const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE);
+  const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE, undefined, {
+    maxKeys: MAX_SOURCES,
+  });
+  const loops = new LoopGuard();
   const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
   const counts = {
     echoed: 0,
     bytes: 0,
-    dropped: { "reflector-port": 0, denied: 0, "source-rate": 0, "global-rate": 0 } as Record<
+    dropped: {
+      "reflector-port": 0,
+      loop: 0,
+      denied: 0,
+      "source-rate": 0,
+      "global-rate": 0,
+    } as Record<
       DropReason,
       number
     >,
@@ -131,7 +145,9 @@ export function serveUdp(options: UdpOptions): UdpServer {
         continue; // e.g. an ICMP error for an earlier reply
       }
       const ip = peerKey(from.hostname);
-      if (REFLECTOR_PORTS.has(from.port)) drop("reflector-port", from);
+      // A datagram from our own port is most likely another echo server's.
+      if (isReflectorPort(from.port) || from.port === options.port) drop("reflector-port", from);
+      else if (loops.repeats(ip, from.port, data)) drop("loop", from);
       else if (options.access !== undefined && !options.access.permits(ip)) drop("denied", from);
       else if (!perSource.take(ip)) drop("source-rate", from);
       else if (!overall.take("*")) drop("global-rate", from);
@@ -156,6 +172,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
           udpEchoed: counts.echoed,
           udpBytes: counts.bytes,
           udpDroppedReflectorPort: counts.dropped["reflector-port"],
+          udpDroppedLoop: counts.dropped.loop,
           udpDroppedDenied: counts.dropped.denied,
           udpDroppedSourceRate: counts.dropped["source-rate"],
           udpDroppedGlobalRate: counts.dropped["global-rate"],
@@ -172,6 +189,53 @@ export function serveUdp(options: UdpOptions): UdpServer {
       }
     },
   };
+}
+
+/** Sources whose rate is tracked at once; past it, a new source waits (a many-source flood). */
+const MAX_SOURCES = 100_000;
+
+/**
+ * Remembers, per source address and port, a fingerprint of the last
+ * datagram echoed to it, to notice the same datagram coming straight back
+ * again and again: the signature of two echo services bouncing one packet.
+ */
+class LoopGuard {
+  #seen = new Map<string, { hash: number; at: number; repeats: number }>();
+
+  /** Records the datagram and says whether it continues a loop. */
+  repeats(ip: string, port: number, data: Uint8Array, now = performance.now()): boolean {
+    const key = `${ip}|${port}`;
+    const hash = fingerprint(data);
+    const last = this.#seen.get(key);
+    if (last === undefined) {
+      if (this.#seen.size >= MAX_SOURCES) this.#prune(now);
+      this.#seen.set(key, { hash, at: now, repeats: 0 });
+      return false;
+    }
+    last.repeats = last.hash === hash && now - last.at < LOOP_WINDOW ? last.repeats + 1 : 0;
+    last.hash = hash;
+    last.at = now;
+    return last.repeats >= LOOP_REPEATS;
+  }
+
+  #prune(now: number): void {
+    for (const [key, entry] of this.#seen) {
+      if (now - entry.at >= LOOP_WINDOW) this.#seen.delete(key);
+    }
+    // Still full (a flood of fresh sources): start over rather than grow.
+    if (this.#seen.size >= MAX_SOURCES) this.#seen.clear();
+  }
+}
+
+/** FNV-1a over the length and the first 256 bytes. */
+function fingerprint(data: Uint8Array): number {
+  let hash = 0x811c9dc5 ^ data.length;
+  const end = Math.min(data.length, 256);
+  for (let i = 0; i < end; i++) {
+    hash ^= data[i];
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 function openUdp(hostname: string, port: number): Deno.DatagramConn {
