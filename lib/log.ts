@@ -1,7 +1,8 @@
 /**
  * Logging for echod, on LogTape: one category tree under `echod`, four
  * levels, text for people or JSON Lines for machines, to stderr by default
- * (no permission needed) or to a file (needs write permission).
+ * (no permission needed) or to a file (needs write permission). Lines are
+ * written asynchronously from a bounded queue: logging never blocks echoing.
  *
  * @module
  */
@@ -16,7 +17,6 @@ import {
   type Sink,
   type TextFormatter,
 } from "@logtape/logtape";
-import { getFileSink } from "@logtape/file";
 import { RuntimeError, UsageError } from "./errors.ts";
 
 /** The levels `--log-level` accepts, most severe first. */
@@ -135,18 +135,132 @@ function jsonLine(record: LogRecord): string {
   }) + "\n";
 }
 
-function stderrSink(formatter: TextFormatter): Sink {
-  const encoder = new TextEncoder();
-  return function writeToStderr(record: LogRecord): void {
-    const bytes = encoder.encode(formatter(record));
-    try {
-      for (let done = 0; done < bytes.length;) {
-        done += Deno.stderr.writeSync(bytes.subarray(done));
-      }
-    } catch {
-      // A closed stderr must not take the echo service down with it.
+/** What lines are written to: stderr or an open file. */
+interface Output {
+  write(data: Uint8Array): Promise<number>;
+  close?(): void;
+}
+
+/** Bytes of log lines waiting for a slow output beyond which new lines are dropped (and counted). */
+const MAX_QUEUED = 256 * 1024;
+
+/** How long closing waits for queued lines to be written before giving up on them. */
+const FLUSH_TIMEOUT = 2_000;
+
+/**
+ * Where log lines go: stderr or a file, written asynchronously from a
+ * bounded queue. A stalled output (a pipe nobody reads, a hung disk) never
+ * blocks echoing: lines past the queue's size are dropped, counted, and the
+ * count is written as a line of its own once the output moves again.
+ */
+class LogOutput {
+  #open: () => Promise<Output>;
+  #out?: Promise<Output>;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #dropped = 0;
+  #writing?: Promise<void>;
+  #reopen = false;
+
+  constructor(open: () => Promise<Output>) {
+    this.#open = open;
+  }
+
+  /** Queues one line; drops it when the queue is full. */
+  write(bytes: Uint8Array): void {
+    if (this.#queued + bytes.length > MAX_QUEUED) {
+      this.#dropped++;
+      return;
     }
-  };
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    this.#writing ??= this.#drain().finally(() => {
+      this.#writing = undefined;
+    });
+  }
+
+  /** Closes and reopens the output before the next line (a file moved by logrotate). */
+  reopen(): void {
+    this.#reopen = true;
+    this.write(new Uint8Array(0));
+  }
+
+  /** Waits for queued lines to be written, at most `timeoutMs`; then closes the output. */
+  async close(timeoutMs = FLUSH_TIMEOUT): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#writing,
+      new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    const out = await this.#out?.catch(() => undefined);
+    try {
+      out?.close?.();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  async #drain(): Promise<void> {
+    const encoder = new TextEncoder();
+    while (this.#queue.length > 0) {
+      if (this.#reopen) {
+        this.#reopen = false;
+        const old = await this.#out?.catch(() => undefined);
+        try {
+          old?.close?.();
+        } catch {
+          // Already closed.
+        }
+        this.#out = undefined;
+      }
+      const out = await (this.#out ??= this.#open());
+      const chunk = this.#queue.shift()!;
+      this.#queued -= chunk.length;
+      try {
+        if (this.#dropped > 0) {
+          const note =
+            `echod: ${this.#dropped} log lines dropped: the log output was not keeping up\n`;
+          this.#dropped = 0;
+          await writeAll(out, encoder.encode(note));
+        }
+        await writeAll(out, chunk);
+      } catch {
+        // A closed stderr or a full disk must not take the echo service down with it.
+      }
+    }
+  }
+}
+
+async function writeAll(out: Output, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length;) done += await out.write(data.subarray(done));
+}
+
+let output: LogOutput | undefined;
+
+/**
+ * Reopens the log file (for SIGHUP after logrotate moved it); a no-op
+ * when logging to stderr.
+ */
+export function reopenLog(): void {
+  output?.reopen();
+}
+
+/** A LogTape sink over a {@linkcode LogOutput}. */
+function queuedSink(out: LogOutput, formatter: TextFormatter): Sink & AsyncDisposable {
+  const encoder = new TextEncoder();
+  const sink = function queue(record: LogRecord): void {
+    out.write(encoder.encode(formatter(record)));
+  } as Sink & AsyncDisposable;
+  sink[Symbol.asyncDispose] = () => out.close();
+  return sink;
+}
+
+function stderrSink(formatter: TextFormatter): Sink {
+  output = undefined; // stderr is not reopened
+  // Not Deno.stderr itself: closing the log must leave stderr open for main.ts.
+  const stderr: Output = { write: (data) => Deno.stderr.write(data) };
+  return queuedSink(new LogOutput(() => Promise.resolve(stderr)), formatter);
 }
 
 function fileSink(path: string, formatter: TextFormatter): Sink {
@@ -156,12 +270,15 @@ function fileSink(path: string, formatter: TextFormatter): Sink {
       `--log-file ${path} needs write permission: add --allow-write=${path} to the deno command`,
     );
   }
+  const open = () => Deno.open(path, { append: true, create: true });
   try {
-    // Unbuffered, so that a crash or SIGKILL loses no line that was logged.
-    return getFileSink(path, { formatter, bufferSize: 0 });
+    // Opened once here so that a bad path is one line at start-up.
+    Deno.openSync(path, { append: true, create: true }).close();
   } catch (error) {
     throw new RuntimeError(
       `cannot open log file ${path}: ${(error as Error).message}`,
     );
   }
+  output = new LogOutput(open);
+  return queuedSink(output, formatter);
 }

@@ -1,8 +1,8 @@
 /**
  * The `serve` command: logging set up, the TCP server (in this thread or in
  * workers), UDP echo and the metrics endpoint when asked for, a stats line
- * now and then, and a graceful stop on SIGINT/SIGTERM (SIGINT/SIGBREAK on
- * Windows).
+ * now and then, and a graceful stop on SIGINT, SIGTERM or SIGQUIT (SIGINT
+ * or SIGBREAK on Windows); SIGHUP reopens the log file.
  *
  * @module
  */
@@ -10,7 +10,7 @@
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./cli.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
-import { closeLogging, getLog, setupLogging } from "./log.ts";
+import { closeLogging, getLog, reopenLog, setupLogging } from "./log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { serve, type Server } from "./server.ts";
 import { startStatsReporter, type StatsSource } from "./stats.ts";
@@ -18,9 +18,12 @@ import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./worker_pool.ts";
 import { VERSION } from "./version.ts";
 
-const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+const WINDOWS = Deno.build.os === "windows";
+
+/** Signals that stop echod gracefully (a second one stops it at once). */
+const STOP_SIGNALS: Deno.Signal[] = WINDOWS
   ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM"];
+  : ["SIGINT", "SIGTERM", "SIGQUIT"];
 
 /**
  * Runs the server until a stop signal and returns the exit code. Errors
@@ -80,6 +83,7 @@ export async function runServe(config: ServeConfig): Promise<number> {
       });
     }
   });
+  if (!WINDOWS) listenForOtherSignals(stats, config);
   announce(server, config, udp, metrics);
   const reporter = startStatsReporter(stats, config.statsInterval, log);
 
@@ -95,6 +99,34 @@ export async function runServe(config: ServeConfig): Promise<number> {
   );
   await closeLogging();
   return 0;
+}
+
+/**
+ * The signals a daemon is sent besides stop signals, which would otherwise
+ * end the process at once: SIGHUP reopens the log file (after logrotate),
+ * SIGUSR1 logs the counters now, SIGUSR2 is ignored.
+ */
+function listenForOtherSignals(stats: StatsSource, config: ServeConfig): void {
+  const log = getLog();
+  Deno.addSignalListener("SIGHUP", function onHangup() {
+    reopenLog();
+    log.info(
+      config.log.file === undefined
+        ? "received SIGHUP: logging to stderr, nothing to reopen"
+        : "received SIGHUP: reopened the log file {file}",
+      { signal: "SIGHUP", file: config.log.file },
+    );
+  });
+  Deno.addSignalListener("SIGUSR1", function onUsr1() {
+    log.info(
+      "received SIGUSR1: {active} active, {accepted} accepted, {refused} refused, " +
+        "{bytesIn} bytes in, {bytesOut} bytes out",
+      { signal: "SIGUSR1", ...stats.snapshot() },
+    );
+  });
+  Deno.addSignalListener("SIGUSR2", function onUsr2() {
+    log.info("received SIGUSR2: ignored", { signal: "SIGUSR2" });
+  });
 }
 
 /** Reads the PEM files, after checking for permission so the user learns which flag to add. */

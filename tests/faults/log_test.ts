@@ -1,0 +1,103 @@
+/**
+ * Logging under pressure: a stderr nobody reads must not stop echoing or
+ * shutting down; the lines that could not be written are counted.
+ */
+
+import assert from "node:assert/strict";
+import { closeQuietly, connect, roundTrip } from "../_client.ts";
+import { ROOT } from "../_echod.ts";
+
+/**
+ * Starts echod at debug level with stderr on a pipe that is not read, and
+ * floods it with 3,000 connections (two log lines each, about 650 KB: past
+ * the pipe's 64 KiB and echod's 256 KiB queue). The readiness line is in that pipe, so readiness is a connect
+ * that succeeds; the port is fixed, below the ephemeral range.
+ */
+async function stalledEchod(): Promise<{ child: Deno.ChildProcess; port: number }> {
+  const port = 20_000 + Math.floor(Math.random() * 10_000);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "main.ts", "--port", String(port)]
+      .concat(["--log-level", "debug", "--max-conns-per-ip", "0"]),
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let conn: Deno.Conn | undefined;
+  for (let i = 0; i < 200 && conn === undefined; i++) {
+    conn = await connect("127.0.0.1", port).catch(() => undefined);
+    if (conn === undefined) await new Promise((r) => setTimeout(r, 50)); // retrying a connect
+  }
+  assert.ok(conn, "echod did not start");
+  conn.close();
+  for (let i = 0; i < 3_000; i += 100) {
+    const batch = await Promise.all(Array.from({ length: 100 }, () => connect("127.0.0.1", port)));
+    batch.forEach(closeQuietly);
+  }
+  const began = performance.now();
+  const probe = await connect("127.0.0.1", port);
+  assert.equal(await roundTrip(probe, "still echoing"), "still echoing");
+  probe.close();
+  assert.ok(performance.now() - began < 1_000, "echo was slowed by the stalled log");
+  return { child, port };
+}
+
+function kill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+// Windows has no SIGTERM to send; the stall itself is the same there.
+const ignore = Deno.build.os === "windows";
+
+Deno.test({
+  name: "a stalled stderr (a pipe nobody reads) neither slows echoing nor holds up SIGTERM",
+  ignore,
+  async fn() {
+    const { child } = await stalledEchod();
+    try {
+      child.kill("SIGTERM");
+      const exited = await Promise.race([
+        child.status,
+        new Promise<null>((r) => setTimeout(() => r(null), 8_000)),
+      ]);
+      assert.ok(exited !== null, "SIGTERM did not stop echod within 8 s");
+      assert.equal(exited.code, 0);
+    } finally {
+      kill(child);
+      await child.stderr.cancel().catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "log lines dropped while stderr was stalled are counted in a line once it moves",
+  ignore,
+  async fn() {
+    const { child, port } = await stalledEchod();
+    try {
+      const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      // One more connection after the reader starts: its lines follow the count.
+      const more = await connect("127.0.0.1", port);
+      more.close();
+      const guard = setTimeout(() => kill(child), 20_000); // against a hung test only
+      while (!/log lines dropped/.test(seen)) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        seen += value;
+      }
+      clearTimeout(guard);
+      assert.match(seen, /echod: \d+ log lines dropped: the log output was not keeping up/);
+      child.kill("SIGTERM");
+      lines.releaseLock();
+      await child.stderr.cancel().catch(() => {});
+      assert.equal((await child.status).code, 0);
+    } finally {
+      kill(child);
+    }
+  },
+});

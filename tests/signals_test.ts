@@ -1,0 +1,75 @@
+/**
+ * Signals a daemon gets besides SIGTERM: none may kill echod without a
+ * drain. SIGHUP reopens the log file (logrotate), SIGUSR1 logs the
+ * counters, SIGUSR2 is ignored, SIGQUIT stops gracefully like SIGTERM.
+ * POSIX signals: not sent on Windows (its own stop signals are tested in
+ * lifecycle_test.ts).
+ */
+
+import assert from "node:assert/strict";
+import { connect, roundTrip } from "./_client.ts";
+import { startEchod } from "./_echod.ts";
+
+const ignore = Deno.build.os === "windows";
+if (ignore) {
+  console.log("skipping the POSIX signal tests: Windows has no SIGHUP, SIGUSR1/2 or SIGQUIT");
+}
+
+Deno.test(
+  { name: "SIGUSR1 logs the counters, SIGUSR2 is ignored; echod keeps serving", ignore },
+  async () => {
+    const echod = await startEchod();
+    try {
+      echod.kill("SIGUSR1");
+      const line = await echod.waitForMessage("received SIGUSR1");
+      assert.equal(line.active, 0);
+      echod.kill("SIGUSR2");
+      await echod.waitForMessage("received SIGUSR2: ignored");
+      const conn = await connect("127.0.0.1", echod.port);
+      assert.equal(await roundTrip(conn, "alive"), "alive");
+      conn.close();
+    } finally {
+      assert.equal((await echod.stop()).code, 0);
+    }
+  },
+);
+
+Deno.test({ name: "SIGQUIT drains like SIGTERM and exits 0", ignore }, async () => {
+  const echod = await startEchod(["--drain-timeout", "5s"]);
+  const conn = await connect("127.0.0.1", echod.port);
+  echod.kill("SIGQUIT");
+  await echod.waitForMessage("received SIGQUIT: no longer accepting connections");
+  // The open connection is still served during the drain.
+  assert.equal(await roundTrip(conn, "draining"), "draining");
+  conn.close();
+  assert.equal((await echod.exited()).code, 0);
+});
+
+Deno.test({ name: "SIGHUP reopens --log-file after logrotate moved it", ignore }, async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/echod.log`;
+  try {
+    const echod = await startEchod(["--log-file", path], {
+      permissions: ["--allow-net", `--allow-write=${dir}`],
+      waitReady: false,
+    });
+    const readUntil = async (file: string, text: string) => {
+      for (let i = 0; i < 400; i++) {
+        const got = await Deno.readTextFile(file).catch(() => "");
+        if (got.includes(text)) return got;
+        await new Promise((r) => setTimeout(r, 50)); // the log is in a file: polled
+      }
+      throw new Error(`no '${text}' in ${file}`);
+    };
+    await readUntil(path, "listening on");
+    await Deno.rename(path, `${path}.1`);
+    echod.kill("SIGHUP");
+    const fresh = await readUntil(path, "received SIGHUP: reopened the log file");
+    assert.ok(!fresh.includes("listening on"), "the new file should start after the rotation");
+    assert.equal((await echod.stop()).code, 0);
+    assert.match(await Deno.readTextFile(path), /stopped:/);
+    assert.match(await Deno.readTextFile(`${path}.1`), /listening on/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
