@@ -7,6 +7,7 @@
  * @module
  */
 
+import inspector from "node:inspector";
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./cli.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
@@ -83,7 +84,7 @@ export async function runServe(config: ServeConfig): Promise<number> {
       });
     }
   });
-  if (!WINDOWS) listenForOtherSignals(stats, config);
+  if (!WINDOWS) listenForOtherSignals(config);
   announce(server, config, udp, metrics);
   const reporter = startStatsReporter(stats, config.statsInterval, log);
 
@@ -104,9 +105,10 @@ export async function runServe(config: ServeConfig): Promise<number> {
 /**
  * The signals a daemon is sent besides stop signals, which would otherwise
  * end the process at once: SIGHUP reopens the log file (after logrotate),
- * SIGUSR1 logs the counters now, SIGUSR2 is ignored.
+ * SIGUSR2 is ignored, SIGUSR1 is ignored too once the debugger the runtime
+ * opens on it is closed.
  */
-function listenForOtherSignals(stats: StatsSource, config: ServeConfig): void {
+function listenForOtherSignals(config: ServeConfig): void {
   const log = getLog();
   Deno.addSignalListener("SIGHUP", function onHangup() {
     reopenLog();
@@ -117,16 +119,28 @@ function listenForOtherSignals(stats: StatsSource, config: ServeConfig): void {
       { signal: "SIGHUP", file: config.log.file },
     );
   });
+  // Deno (2.9.2 and later) opens its debugger on 127.0.0.1:9229 on SIGUSR1,
+  // as Node does: anyone on the host could then run code as echod. Close it
+  // again at once, and once more in case the runtime opens it after us.
   Deno.addSignalListener("SIGUSR1", function onUsr1() {
-    log.info(
-      "received SIGUSR1: {active} active, {accepted} accepted, {refused} refused, " +
-        "{bytesIn} bytes in, {bytesOut} bytes out",
-      { signal: "SIGUSR1", ...stats.snapshot() },
+    closeInspector();
+    setTimeout(closeInspector, 100);
+    log.warning(
+      "received SIGUSR1: closed the debugger Deno opens on it; use --metrics or --stats-interval for counters",
+      { signal: "SIGUSR1" },
     );
   });
   Deno.addSignalListener("SIGUSR2", function onUsr2() {
     log.info("received SIGUSR2: ignored", { signal: "SIGUSR2" });
   });
+}
+
+function closeInspector(): void {
+  try {
+    inspector.close();
+  } catch {
+    // Not open.
+  }
 }
 
 /** Reads the PEM files, after checking for permission so the user learns which flag to add. */
