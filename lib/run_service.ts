@@ -8,12 +8,17 @@
 import { fileURLToPath } from "node:url";
 import type { ServiceConfig } from "./cli.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
+import { DEFAULT_MAX_CONNS } from "./admission.ts";
+import { DEFAULT_PORT } from "./listen.ts";
 import {
+  CREDENTIAL_CERT,
+  CREDENTIAL_KEY,
   LAUNCHD_LABEL,
   LAUNCHD_LOG_FILE,
   renderService,
   renderWindowsUninstallScript,
   SERVICE_NAME,
+  type ServiceKind,
   type ServiceSpec,
   WINDOWS_LOG_FILE,
 } from "./service.ts";
@@ -53,31 +58,101 @@ function warnIfHidden(config: ServiceConfig, spec: ServiceSpec): void {
 /** The command line the service runs: this binary, or deno with main.ts when not compiled. */
 function serviceSpec(config: ServiceConfig): ServiceSpec {
   const serve = config.serve;
-  const args = [...config.serveArgs];
+  let args = [...config.serveArgs];
   let logFile = serve.log.file;
   if (config.kind === "windows" && logFile === undefined) {
     // No journal on Windows: the log goes to a file.
     logFile = WINDOWS_LOG_FILE;
     args.push("--log-file", logFile);
   }
+  const files = servedFiles(config.kind, serve.tls, logFile);
+  let tls = serve.tls && [serve.tls.certFile, serve.tls.keyFile];
+  if (config.kind === "systemd" && serve.tls !== undefined) {
+    // systemd hands the files over as credentials, readable by the dynamic
+    // user whatever their owner and mode: the unit names them under %d.
+    args = withValue(withValue(args, "tls-cert", CREDENTIAL_CERT), "tls-key", CREDENTIAL_KEY);
+    tls = [CREDENTIAL_CERT, CREDENTIAL_KEY];
+  }
   let command: string[];
   if (Deno.build.standalone) {
     command = [Deno.execPath(), "serve", ...args];
   } else {
+    // Exactly what these serve options need under `deno run`, and no more.
     const permissions = ["--allow-net"];
+    const reads = [...(serve.workers > 1 ? [] : tls ?? [])];
     if (serve.workers > 1) permissions.push("--allow-read");
+    else if (reads.length > 0) permissions.push(`--allow-read=${reads.join(",")}`);
     if (logFile !== undefined) permissions.push(`--allow-write=${logFile}`);
     const main = fileURLToPath(new URL("../main.ts", import.meta.url));
     command = [Deno.execPath(), "run", ...permissions, main, "serve", ...args];
   }
   return {
     command,
-    port: serve.server.port ?? 40007,
-    maxConns: serve.server.maxConns ?? 10_000,
+    port: serve.server.port ?? DEFAULT_PORT,
+    maxConns: serve.server.maxConns ?? DEFAULT_MAX_CONNS,
     drainTimeout: serve.drainTimeout,
     logFile: config.kind === "systemd" ? serve.log.file : logFile,
+    credentials: config.kind === "systemd" && serve.tls !== undefined
+      ? { "tls-cert": files[0], "tls-key": files[1] }
+      : undefined,
     viaDeno: !Deno.build.standalone,
   };
+}
+
+/**
+ * The files the service reads or writes, checked for what the service
+ * could not honour: a relative path (a service does not start in this
+ * folder), and under systemd's sandbox a path it hides (PrivateTmp,
+ * ProtectHome). Throws {@linkcode UsageError} naming the fix.
+ */
+function servedFiles(
+  kind: ServiceKind,
+  tls: ServiceConfig["serve"]["tls"],
+  logFile: string | undefined,
+): string[] {
+  const files: [string, string][] = [];
+  if (tls !== undefined) files.push(["--tls-cert", tls.certFile], ["--tls-key", tls.keyFile]);
+  if (logFile !== undefined) files.push(["--log-file", logFile]);
+  for (const [option, path] of files) {
+    if (!isAbsolute(path)) {
+      throw new UsageError(
+        `${option} ${path} is a relative path, and a service does not start in this folder: give an absolute path`,
+      );
+    }
+    // TLS files reach a systemd service as credentials; only the log file lives in its sandbox.
+    if (kind !== "systemd" || option !== "--log-file") continue;
+    const hidden = /^\/(tmp|var\/tmp)(\/|$)/.test(path)
+      ? "PrivateTmp=yes gives the service a /tmp of its own"
+      : /^\/(home|root)(\/|$)/.test(path)
+      ? "ProtectHome=yes hides /home and /root from the service"
+      : undefined;
+    if (hidden !== undefined) {
+      throw new UsageError(
+        `${option} ${path}: ${hidden}; choose a file elsewhere, e.g. /var/log/echod/echod.log`,
+      );
+    }
+  }
+  return files.map(([, path]) => path);
+}
+
+/** `args` with the value of `--name` (as `--name V` or `--name=V`) replaced by `value`. */
+function withValue(args: string[], name: string, value: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === `--${name}` && i + 1 < args.length) {
+      out.push(args[i], value);
+      i++;
+    } else if (args[i].startsWith(`--${name}=`)) {
+      out.push(`--${name}=${value}`);
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
+function isAbsolute(path: string): boolean {
+  return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\");
 }
 
 async function systemd(config: ServiceConfig, spec: ServiceSpec): Promise<number> {

@@ -32,6 +32,16 @@ export const WINDOWS_LOG_FILE = "C:\\ProgramData\\echod\\echod.log";
 /** Where the macOS daemon's stderr goes. */
 export const LAUNCHD_LOG_FILE = "/var/log/echod/echod.log";
 
+// Stands for systemd's credentials directory in a command; rendered as the
+// specifier %d after quoting (which would otherwise escape the %).
+const CREDENTIALS_DIR = "\u0001credentials\u0001";
+
+/** Where a systemd service finds `--tls-cert`, handed over with `LoadCredential=`. */
+export const CREDENTIAL_CERT = `${CREDENTIALS_DIR}/tls-cert`;
+
+/** Where a systemd service finds `--tls-key`, handed over with `LoadCredential=`. */
+export const CREDENTIAL_KEY = `${CREDENTIALS_DIR}/tls-key`;
+
 /** What a service definition is made from. */
 export interface ServiceSpec {
   /** The program and arguments that run `echod serve …`. */
@@ -44,6 +54,8 @@ export interface ServiceSpec {
   drainTimeout: number;
   /** `--log-file`, if given, so the sandbox lets echod write there. */
   logFile?: string;
+  /** systemd only: credential name → the file systemd loads it from (`LoadCredential=`). */
+  credentials?: Record<string, string>;
   /**
    * Whether `command` runs `deno run main.ts` rather than the compiled
    * binary; Deno then needs a module cache the service may write.
@@ -78,8 +90,13 @@ export function renderService(kind: ServiceKind, spec: ServiceSpec): string {
 /**
  * A systemd unit, sandboxed: a dynamic user, read-only system, no home, no
  * capabilities (but `CAP_NET_BIND_SERVICE` for a port below 1024), only IP
- * and Unix sockets. `MemoryDenyWriteExecute` stays off: V8's JIT needs
- * writable code pages.
+ * and Unix sockets, the system calls of an ordinary service (a blocked one
+ * fails with EPERM rather than killing echod), no view of other processes.
+ * `systemd-analyze security` rates it 1.1 (1.4 with a port below 1024,
+ * where `PrivateUsers=` would take the capability away). Left off:
+ * `MemoryDenyWriteExecute` (V8's JIT writes code pages), `PrivateNetwork`
+ * and `IPAddressDeny` (it serves the network). The system call set was
+ * checked against `strace -f` of echod serving TCP, TLS, UDP and metrics.
  */
 export function renderSystemdUnit(spec: ServiceSpec): string {
   const privileged = spec.port > 0 && spec.port < 1024;
@@ -92,7 +109,8 @@ export function renderSystemdUnit(spec: ServiceSpec): string {
     "",
     "[Service]",
     "Type=simple",
-    `ExecStart=${spec.command.map(systemdQuote).join(" ")}`,
+    `ExecStart=${spec.command.map(systemdQuote).join(" ").replaceAll(CREDENTIALS_DIR, "%d")}`,
+    "ExecReload=/bin/kill -HUP $MAINPID",
     "Restart=on-failure",
     "RestartSec=2s",
     "KillSignal=SIGTERM",
@@ -116,11 +134,24 @@ export function renderSystemdUnit(spec: ServiceSpec): string {
     "RestrictSUIDSGID=yes",
     "LockPersonality=yes",
     "SystemCallArchitectures=native",
+    // V8 probes memory protection keys; @system-service predates them in older systemd.
+    "SystemCallFilter=@system-service pkey_alloc pkey_free pkey_mprotect",
+    "SystemCallFilter=~@privileged @resources",
+    "SystemCallErrorNumber=EPERM",
+    "ProtectProc=invisible",
+    "ProcSubset=pid",
+    "PrivateMounts=yes",
+    ...(privileged ? [] : ["PrivateUsers=yes"]),
+    "DevicePolicy=closed",
+    "UMask=0077",
     privileged ? "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" : "CapabilityBoundingSet=",
     privileged ? "AmbientCapabilities=CAP_NET_BIND_SERVICE" : "AmbientCapabilities=",
   ];
   if (spec.logFile !== undefined) {
     lines.push(`ReadWritePaths=${systemdQuote(parentDir(spec.logFile))}`);
+  }
+  for (const [name, path] of Object.entries(spec.credentials ?? {})) {
+    lines.push(`LoadCredential=${name}:${systemdQuote(path)}`);
   }
   if (spec.viaDeno) {
     // A dynamic user has no home: give Deno a cache of its own.

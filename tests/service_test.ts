@@ -60,6 +60,49 @@ Deno.test("systemd unit: a port below 1024 gets CAP_NET_BIND_SERVICE and nothing
 });
 
 const hasAnalyze = await hasProgram("systemd-analyze");
+
+Deno.test("systemd unit: TLS files as credentials, and exactly the permissions its options need", async () => {
+  const unit = await print("systemd", [
+    "--tls-cert=/etc/echod/cert.pem",
+    "--tls-key",
+    "/etc/echod/key.pem",
+    "--log-file",
+    "/var/log/echod/echod.log",
+  ]);
+  const exec = unit.split("\n").find((l) => l.startsWith("ExecStart="))!;
+  assert.match(
+    exec,
+    / run --allow-net --allow-read=%d\/tls-cert,%d\/tls-key --allow-write=\/var\/log\/echod\/echod\.log /,
+  );
+  assert.match(exec, / --tls-cert=%d\/tls-cert --tls-key %d\/tls-key /);
+  assert.match(unit, /^LoadCredential=tls-cert:\/etc\/echod\/cert\.pem$/m);
+  assert.match(unit, /^LoadCredential=tls-key:\/etc\/echod\/key\.pem$/m);
+  assert.match(unit, /^ReadWritePaths=\/var\/log\/echod$/m);
+  assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+});
+
+Deno.test({
+  name: "systemd unit: systemd-analyze security rates it 2.0 or lower (1.1 measured)",
+  ignore: !(await hasProgram("systemd-analyze")),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      for (const args of [["--port", "7007"], ["--port", "80"]]) {
+        const path = `${dir}/echod.service`;
+        await Deno.writeTextFile(path, await print("systemd", args));
+        const out = await new Deno.Command("systemd-analyze", {
+          args: ["security", "--offline=yes", path],
+          env: { SYSTEMD_COLORS: "0" },
+        }).output();
+        const text = new TextDecoder().decode(out.stdout);
+        const score = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(text)?.[1]);
+        assert.ok(score <= 2.0, `exposure ${score} for ${args.join(" ")}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
 if (!hasAnalyze) console.log("skipping systemd-analyze verify: systemd-analyze is not installed");
 
 Deno.test({
@@ -74,7 +117,7 @@ Deno.test({
           "80",
           "--log-file",
           "/var/log/echod/echod.log",
-        ]]
+        ], ["--tls-cert", "/etc/echod/cert.pem", "--tls-key", "/etc/echod/key.pem"]]
       ) {
         const path = `${dir}/echod.service`;
         await Deno.writeTextFile(path, await print("systemd", args));
@@ -184,6 +227,18 @@ Deno.test("service usage errors: one line each, exit 2", async () => {
       [["service", "install", other], new RegExp(`^a ${other} service cannot be installed on `)],
       [["service", "print", "--", "--port", "70000"], /^port 70000 is out of range \(0-65535\)$/],
       [["service", "print", "--", "--help"], /^the options after -- are serve options/],
+      [
+        ["service", "print", "systemd", "--", "--tls-cert", "c.pem", "--tls-key", "/k.pem"],
+        /^--tls-cert c\.pem is a relative path, and a service does not start in this folder: give an absolute path$/,
+      ],
+      [
+        ["service", "install", "systemd", "--", "--log-file", "/tmp/echod.log"],
+        /^--log-file \/tmp\/echod\.log: PrivateTmp=yes gives the service a \/tmp of its own; choose a file elsewhere/,
+      ],
+      [
+        ["service", "print", "systemd", "--", "--log-file", "/home/me/echod.log"],
+        /^--log-file \/home\/me\/echod\.log: ProtectHome=yes hides \/home and \/root/,
+      ],
       [
         ["service", "install", "--", "--port", "7007"],
         /^echod service install needs --allow-write=\S+ --allow-run=\S+ on the deno command line$/,
