@@ -5,15 +5,17 @@
  * write is pending, so a peer that does not read stalls only itself, and
  * echod holds at most one buffer of its data.
  *
- * Buffers climb a ladder as a burst grows: a read that fills its buffer
- * means more is waiting, so the next read gets the next size up: 1 KiB, then
- * 4 KiB (the connection's own), then a 63.5 KiB buffer borrowed from a pool
- * shared by the server. A read that does not fill its buffer means the
- * socket is drained and the next read may wait for a long time: the
- * borrowed buffer goes back to the pool, and the read waits on 4 KiB if the
- * burst outgrew 1 KiB, else on 1 KiB. So an idle connection holds at most
- * 5 KiB whatever it sent before, the pool bounds what all busy connections
- * hold together, and steady traffic allocates nothing.
+ * Buffers follow the traffic: a read that fills its buffer means more is
+ * waiting, so the next read gets a 63.5 KiB buffer borrowed from a pool
+ * shared by the server (or the connection's own 4 KiB one when the pool is
+ * empty). A read that does not fill its buffer means the socket is drained
+ * and the next read may wait for a long time: the borrowed buffer goes back
+ * to the pool, and the read waits on a 4 KiB buffer of the connection's own
+ * if the burst was between 1 and 4 KiB (messages of that size then take one
+ * read each), else on the 1 KiB one. So an idle connection holds
+ * at most 5 KiB whatever it sent before (1 KiB after large messages), the
+ * pool bounds what all busy connections hold together, and steady traffic
+ * allocates nothing.
  *
  * @module
  */
@@ -142,6 +144,7 @@ export async function pump(
   const totals = options.totals ?? { bytesIn: 0, bytesOut: 0 };
   const pool = options.pool ?? (threadPool ??= new BufferPool());
   const small = new Uint8Array(options.minBuffer ?? DEFAULT_MIN_BUFFER);
+  // Kept while the connection's bursts are of middling size, dropped when they are not.
   let medium: Uint8Array<ArrayBuffer> | undefined;
   let borrowed: Uint8Array<ArrayBuffer> | undefined;
   let buf = small;
@@ -172,19 +175,23 @@ export async function pump(
       }
       burst += n;
       if (n === buf.length) {
-        // Full: more is probably waiting; read it in bigger pieces.
-        if (buf === small) buf = medium ??= new Uint8Array(MEDIUM_BUFFER);
-        else if (buf === medium) {
+        // Full: more is probably waiting; read it in a pooled buffer (the
+        // connection's 4 KiB one when the pool is empty).
+        if (borrowed === undefined && buf.length < pool.size) {
           borrowed = pool.take();
-          if (borrowed !== undefined) buf = borrowed;
+          buf = borrowed ?? (medium ??= new Uint8Array(MEDIUM_BUFFER));
         }
       } else {
-        // Drained: the next read may wait a long time, on a small buffer.
+        // Drained: the next read may wait a long time. It waits on 4 KiB
+        // if the burst was of middling size, else on 1 KiB.
         if (borrowed !== undefined) {
           pool.give(borrowed);
           borrowed = undefined;
         }
-        buf = burst > small.length ? medium! : small;
+        const middling = burst > small.length && burst <= MEDIUM_BUFFER;
+        if (middling) medium ??= new Uint8Array(MEDIUM_BUFFER);
+        else medium = undefined;
+        buf = middling ? medium! : small;
         burst = 0;
       }
       // Let go of the last chunk's view too, or it would keep a returned buffer.
