@@ -55,8 +55,12 @@ export function formatIp(bytes: Uint8Array): string {
  * when `text` is not an address.
  */
 export function canonicalIp(text: string): string | undefined {
-  // Deno reports IPv4 peers already canonical: skip the parse on the common path.
+  // The common cases need no parse: an IPv4 peer, and one seen through a
+  // dual-stack socket (`::ffff:a.b.c.d`), as Deno reports them.
   if (SIMPLE_IPV4.test(text)) return text;
+  if (text.length > 7 && MAPPED_PREFIX.test(text) && SIMPLE_IPV4.test(text.slice(7))) {
+    return text.slice(7);
+  }
   const bytes = parseIp(text);
   return bytes === undefined ? undefined : formatIp(bytes);
 }
@@ -71,6 +75,7 @@ export function isMapped(bytes: Uint8Array): boolean {
 // Four decimal octets without leading zeros, each at most 255.
 const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
 const SIMPLE_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+const MAPPED_PREFIX = /^::ffff:/i;
 
 function parseIpv4(text: string): Uint8Array | undefined {
   if (!SIMPLE_IPV4.test(text)) return undefined;
