@@ -21,11 +21,11 @@ import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_LIFETIME,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   type ServeOptions,
 } from "./server.ts";
 import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
 import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
-import { DEFAULT_TLS_HANDSHAKE_TIMEOUT } from "./tls.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "./udp.ts";
 import { formatDuration, MAX_DURATION, parseDuration, parseSize } from "./units.ts";
 

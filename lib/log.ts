@@ -174,8 +174,15 @@ class LogOutput {
     }
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    this.#writing ??= this.#drain().finally(() => {
+    this.#kick();
+  }
+
+  /** Starts the writer unless it runs; it restarts itself for lines queued as it ended. */
+  #kick(): void {
+    if (this.#writing !== undefined) return;
+    this.#writing = this.#drain().finally(() => {
       this.#writing = undefined;
+      if (this.#queue.length > 0) this.#kick();
     });
   }
 
@@ -188,10 +195,14 @@ class LogOutput {
   /** Waits for queued lines to be written, at most `timeoutMs`; then closes the output. */
   async close(timeoutMs = FLUSH_TIMEOUT): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#writing,
-      new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
+    let late = false;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        late = true;
+        resolve();
+      }, timeoutMs);
+    });
+    while (this.#writing !== undefined && !late) await Promise.race([this.#writing, deadline]);
     clearTimeout(timer);
     const out = await this.#out?.catch(() => undefined);
     try {

@@ -7,7 +7,6 @@
  * @module
  */
 
-import inspector from "node:inspector";
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./cli.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
@@ -31,8 +30,10 @@ const STOP_SIGNALS: Deno.Signal[] = WINDOWS
  * that stop it from starting are thrown for `main.ts` to report.
  */
 export async function runServe(config: ServeConfig): Promise<number> {
+  // Node's TLS is loaded only when TLS is served; the certificate is checked
+  // here, so a bad one is one line at start-up.
   const tls = config.tls && {
-    ...readTlsFiles(config.tls),
+    context: (await import("./tls.ts")).secureContext(readTlsFiles(config.tls)),
     port: config.tls.port,
     handshakeTimeout: config.tls.handshakeTimeout,
   };
@@ -122,9 +123,10 @@ function listenForOtherSignals(config: ServeConfig): void {
   // Deno (2.9.2 and later) opens its debugger on 127.0.0.1:9229 on SIGUSR1,
   // as Node does: anyone on the host could then run code as echod. Close it
   // again at once, and once more in case the runtime opens it after us.
+  const inspector = import("node:inspector"); // loaded now, off the start-up path
   Deno.addSignalListener("SIGUSR1", function onUsr1() {
-    closeInspector();
-    setTimeout(closeInspector, 100);
+    inspector.then(closeInspector);
+    setTimeout(() => inspector.then(closeInspector), 100);
     log.warning(
       "received SIGUSR1: closed the debugger Deno opens on it; use --metrics or --stats-interval for counters",
       { signal: "SIGUSR1" },
@@ -135,7 +137,7 @@ function listenForOtherSignals(config: ServeConfig): void {
   });
 }
 
-function closeInspector(): void {
+function closeInspector(inspector: typeof import("node:inspector")): void {
   try {
     inspector.close();
   } catch {

@@ -21,7 +21,7 @@ import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { type RefusedBy, Stats, type StatsSource } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
-import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, echoTls, secureContext, type TlsFiles } from "./tls.ts";
+import type { SecureContext } from "node:tls";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
 export interface ServeOptions extends BindOptions, AdmissionOptions {
@@ -63,13 +63,13 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    */
   proxyProtocol?: { trusted: Cidr[] };
   /**
-   * Serve TLS with this PEM certificate chain and key: on `port` when
-   * `tls.port` is not given, otherwise on `tls.port` beside plain TCP on
-   * `port`. `handshakeTimeout`: milliseconds a client has to complete the
-   * handshake (default 5000).
+   * Serve TLS with this certificate and key (from `secureContext` in
+   * `tls.ts`): on `port` when `tls.port` is not given, otherwise on
+   * `tls.port` beside plain TCP on `port`. `handshakeTimeout`: milliseconds
+   * a client has to complete the handshake (default 5000).
    * @default {undefined}
    */
-  tls?: TlsFiles & { port?: number; handshakeTimeout?: number };
+  tls?: { context: SecureContext; port?: number; handshakeTimeout?: number };
 }
 
 /** How long a trusted proxy has to send its PROXY header. */
@@ -80,6 +80,9 @@ export const DEFAULT_IDLE_TIMEOUT = 300_000;
 
 /** Default maximum connection lifetime: one hour. */
 export const DEFAULT_MAX_LIFETIME = 3_600_000;
+
+/** Default time a client has to complete the TLS handshake: five seconds. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
 
 /** Default time open connections get to finish on shutdown: ten seconds. */
 export const DEFAULT_DRAIN_TIMEOUT = 10_000;
@@ -147,8 +150,7 @@ const LOG_EVERY_MS = 5_000;
  * {@linkcode UsageError} from binding with a message for the user.
  */
 export function serve(options: ServeOptions = {}): Server {
-  // Checked before binding, so a bad certificate is one line at start-up.
-  const context = options.tls && secureContext(options.tls);
+  const context = options.tls?.context;
   const handshakeTimeout = options.tls?.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT;
   const tlsApart = options.tls?.port !== undefined;
   const binding = bind(options);
@@ -301,6 +303,8 @@ export function serve(options: ServeOptions = {}): Server {
       const conn = session.conn as Deno.TcpConn;
       conn.setNoDelay(true);
       if (session.tls) {
+        // Loaded on first use: a server without TLS never loads Node's TLS.
+        const { echoTls } = await import("./tls.ts");
         await echoTls(conn, session, {
           context: context!,
           totals: stats,

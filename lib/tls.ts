@@ -26,9 +26,6 @@ export interface TlsFiles {
   key: string;
 }
 
-/** Default time a client has to complete the TLS handshake: five seconds. */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
-
 // The read buffer of a TLS connection's socket: a TLS record is at most 16 KiB,
 // but a waiting read should hold little.
 const READ_BUFFER = 4096;

@@ -348,7 +348,7 @@ Deno.test("echod client and bench usage errors", async () => {
       ],
       [["bench", "h:1", "-c", "0"], "--connections must be at least 1 (got 0)"],
       [["bench", "h:1", "--size", "1XB"], "--size '1XB' is not a size: use e.g. 512, 64KiB, 1MiB"],
-      [["bench", "h:1", "-d", "0"], "--duration must be more than 0"],
+      [["bench", "h:1", "-d", "0"], "--duration must be more than 0 (1ms to 596h)"],
       [
         ["bench", "h:1", "-c", "2", "-w", "3"],
         "--workers 3 is more than --connections 2: each worker needs one",

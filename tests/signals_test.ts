@@ -48,6 +48,8 @@ Deno.test({
 Deno.test({ name: "SIGQUIT drains like SIGTERM and exits 0", ignore }, async () => {
   const echod = await startEchod(["--drain-timeout", "5s"]);
   const conn = await connect("127.0.0.1", echod.port);
+  // Accepted (not just in the backlog) before the signal.
+  assert.equal(await roundTrip(conn, "before"), "before");
   echod.kill("SIGQUIT");
   await echod.waitForMessage("received SIGQUIT: no longer accepting connections");
   // The open connection is still served during the drain.
