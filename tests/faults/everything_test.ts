@@ -27,7 +27,7 @@ Deno.test({
       "127.0.0.1:0",
       "--proxy-protocol",
       "--trusted-proxy",
-      "127.0.0.2",
+      "127.0.0.1",
       "--max-conns-per-ip",
       "0",
     ], { permissions, shellPrefix: "ulimit -n 128" });
@@ -37,9 +37,10 @@ Deno.test({
     try {
       // Far past 128 descriptors, spread over every TCP listener; the kernel
       // completes handshakes into the backlog whether echod can accept or not.
+      // (To the echo port from ::1: from 127.0.0.1 they would be proxy connections.)
       for (const [port, count] of [[echod.port, 300], [tlsPort, 200], [metricsPort, 100]]) {
         for (let i = 0; i < count; i++) {
-          held.push(await connect("127.0.0.1", port));
+          held.push(await connect(port === metricsPort ? "127.0.0.1" : "::1", port));
         }
       }
       await echod.waitForMessage("accept failed");
@@ -65,7 +66,7 @@ Deno.test({
         }
       });
       await retry("TLS", async () => {
-        const conn = await connectTls("127.0.0.1", tlsPort);
+        const conn = await connectTls("::1", tlsPort);
         try {
           assert.equal(await roundTrip(conn, "tls"), "tls");
         } finally {
@@ -79,8 +80,8 @@ Deno.test({
         assert.equal(await response.text(), "ok\n");
       });
       await retry("PROXY", async () => {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: echod.port });
-        // From 127.0.0.1, not the trusted 127.0.0.2: plain echo of the header text.
+        const conn = await Deno.connect({ hostname: "::1", port: echod.port });
+        // From ::1, not the trusted 127.0.0.1: plain echo of the header text.
         try {
           assert.equal(await roundTrip(conn, "PROXY UNKNOWN\r\n"), "PROXY UNKNOWN\r\n");
         } finally {
@@ -88,7 +89,7 @@ Deno.test({
         }
       });
       const proxied = await retry("PROXY from the trusted address", async () => {
-        const conn = await Deno.connect({ hostname: "127.0.0.2", port: echod.port });
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: echod.port });
         await writeAll(conn, new TextEncoder().encode("PROXY TCP4 192.0.2.9 192.0.2.1 9 7\r\n"));
         try {
           assert.equal(await roundTrip(conn, "via proxy"), "via proxy");
