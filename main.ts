@@ -11,9 +11,9 @@
  * @module
  */
 
-import { parseCommandLine } from "./lib/cli.ts";
+import { parseCommandLine } from "./lib/cli/mod.ts";
 import { EXIT_RUNTIME, RuntimeError, UsageError } from "./lib/errors.ts";
-import { runServe } from "./lib/run_serve.ts";
+import { runServe } from "./lib/serve/mod.ts";
 import { versionText } from "./lib/version.ts";
 
 async function main(args: string[]): Promise<number> {
@@ -29,11 +29,11 @@ async function main(args: string[]): Promise<number> {
       return await runServe(command.config);
     // Loaded on demand, so that serving never loads the load generator.
     case "client":
-      return await (await import("./lib/run_client.ts")).runClient(command.config);
+      return await (await import("./lib/client/mod.ts")).runClient(command.config);
     case "bench":
-      return await (await import("./lib/run_bench.ts")).runBenchCommand(command.config);
+      return await (await import("./lib/bench/mod.ts")).runBenchCommand(command.config);
     case "service":
-      return await (await import("./lib/run_service.ts")).runService(command.config);
+      return await (await import("./lib/service/mod.ts")).runService(command.config);
   }
 }
 

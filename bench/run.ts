@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type BenchOptions, runBench } from "../lib/bench.ts";
+import { type BenchOptions, runBench } from "../lib/bench/runner.ts";
 import { VERSION } from "../lib/version.ts";
 
 interface Peer {

@@ -33,9 +33,9 @@ export const COMPILE_FLAGS = [
   "--allow-write",
   "--allow-run=systemctl,launchctl,powershell.exe",
   "--include",
-  "lib/serve_worker.ts",
+  "lib/serve/worker.ts",
   "--include",
-  "lib/bench_worker.ts",
+  "lib/bench/worker.ts",
 ];
 
 if (import.meta.main) {

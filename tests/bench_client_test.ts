@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseTarget } from "../lib/cli.ts";
+import { parseTarget } from "../lib/cli/mod.ts";
 import { ROOT, runEchod, startEchod } from "./_echod.ts";
 
 /** Runs `main.ts` with `args`, feeding `input` on stdin. */

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseCommandLine } from "../lib/cli.ts";
+import { parseCommandLine } from "../lib/cli/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { ROOT, runEchod, startEchod } from "./_echod.ts";
 

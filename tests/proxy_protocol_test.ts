@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ProxyHeaderError, readProxyHeader } from "../lib/proxy_protocol.ts";
+import { ProxyHeaderError, readProxyHeader } from "../lib/serve/proxy_protocol.ts";
 
 /** A connection that yields `chunks` one read at a time, then end of stream. */
 function fakeConn(chunks: Uint8Array[]): Deno.Conn {

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BufferPool, pump, type Tally } from "../lib/pump.ts";
+import { BufferPool, pump, type Tally } from "../lib/serve/pump.ts";
 
 /** A connection whose reads deliver `chunks` in order, then EOF; echoes are collected. */
 class ScriptedConn {

@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Admission, peerKey } from "../lib/admission.ts";
+import { Admission, peerKey } from "../lib/serve/admission.ts";
 import { parseIp } from "../lib/ip.ts";
 import { formatDuration, parseDuration } from "../lib/units.ts";
 import { LogThrottle } from "../lib/log.ts";

@@ -7,9 +7,9 @@
  */
 
 import { acceptLoop } from "./accept.ts";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError } from "../errors.ts";
 import { formatAddr } from "./listen.ts";
-import { getLog, LogThrottle } from "./log.ts";
+import { getLog, LogThrottle } from "../log.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
 
 /** A running metrics endpoint. */

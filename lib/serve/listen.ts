@@ -6,7 +6,7 @@
  * @module
  */
 
-import { RuntimeError, UsageError } from "./errors.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
 
 /** What to bind. */
 export interface BindOptions {

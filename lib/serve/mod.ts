@@ -8,15 +8,15 @@
  */
 
 import { AccessList } from "./acl.ts";
-import type { ServeConfig } from "./cli.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { closeLogging, getLog, reopenLog, setupLogging } from "./log.ts";
+import type { ServeConfig } from "../cli/mod.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
+import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { serve, type Server } from "./server.ts";
 import { startStatsReporter, type StatsSource } from "./stats.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
-import { startPool } from "./worker_pool.ts";
-import { VERSION } from "./version.ts";
+import { startPool } from "./workers.ts";
+import { VERSION } from "../version.ts";
 
 const WINDOWS = Deno.build.os === "windows";
 

@@ -9,10 +9,10 @@
  */
 
 import { type AdmissionOptions, sharedAdmissionMemory } from "./admission.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { checkWorkerModule, startWorker } from "./worker.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
+import { checkWorkerModule, startWorker } from "../worker.ts";
 import { bind, formatAddr, type StackMode } from "./listen.ts";
-import type { LogOptions } from "./log.ts";
+import type { LogOptions } from "../log.ts";
 import type { ServeOptions, Server, ShutdownOptions } from "./server.ts";
 import { type StatsSnapshot, sumSnapshots } from "./stats.ts";
 
@@ -44,7 +44,7 @@ export type WorkerReport =
   | { kind: "stopped"; stats: StatsSnapshot }
   | { kind: "failed"; error: string };
 
-const WORKER_URL = new URL("./serve_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 /**
  * Starts `count` workers serving `options`, and resolves once all listen.

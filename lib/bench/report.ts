@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BenchReport, percentileCurve } from "./bench.ts";
+import { type BenchReport, percentileCurve } from "./runner.ts";
 
 /** The report as text lines for a terminal. */
 export function formatReport(report: BenchReport): string {

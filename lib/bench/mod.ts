@@ -5,12 +5,12 @@
  * @module
  */
 
-import { type BenchOptions, type BenchReport, mergeReports, runBench } from "./bench.ts";
-import { formatReport, htmlReport } from "./bench_report.ts";
-import type { WorkerRequest } from "./bench_worker.ts";
-import type { BenchConfig } from "./cli.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { checkWorkerModule, startWorker } from "./worker.ts";
+import { type BenchOptions, type BenchReport, mergeReports, runBench } from "./runner.ts";
+import { formatReport, htmlReport } from "./report.ts";
+import type { WorkerRequest } from "./worker.ts";
+import type { BenchConfig } from "../cli/mod.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
+import { checkWorkerModule, startWorker } from "../worker.ts";
 
 /** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
 export async function runBenchCommand(config: BenchConfig): Promise<number> {
@@ -60,7 +60,7 @@ function showProgress(p: { elapsedMs: number; done: number; errors: number }): v
   Deno.stderr.writeSync(new TextEncoder().encode(line));
 }
 
-const WORKER_URL = new URL("./bench_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 async function inWorkers(options: BenchOptions, workers: number): Promise<BenchReport> {
   checkWorkerModule(WORKER_URL);

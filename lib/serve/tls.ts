@@ -16,7 +16,7 @@ import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import type { Tally } from "./pump.ts";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError } from "../errors.ts";
 
 /** PEM certificate chain and key. */
 export interface TlsFiles {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatIp, isMapped, parseIp } from "./ip.ts";
+import { formatIp, isMapped, parseIp } from "../ip.ts";
 
 /** What a PROXY header said. */
 export interface ProxyHeader {

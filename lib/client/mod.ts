@@ -7,9 +7,9 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { ClientConfig } from "./cli.ts";
-import { RuntimeError } from "./errors.ts";
-import { formatDuration } from "./units.ts";
+import type { ClientConfig } from "../cli/mod.ts";
+import { RuntimeError } from "../errors.ts";
+import { formatDuration } from "../units.ts";
 
 /**
  * Connects, copies stdin to the server until stdin ends, then closes its

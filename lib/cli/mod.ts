@@ -10,24 +10,24 @@
 
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
-import { type Cidr, parseCidr } from "./acl.ts";
-import { canonicalIp } from "./ip.ts";
-import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./admission.ts";
-import type { BenchMode } from "./bench.ts";
-import { UsageError } from "./errors.ts";
-import { DEFAULT_PORT } from "./listen.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "./log.ts";
+import { type Cidr, parseCidr } from "../serve/acl.ts";
+import { canonicalIp } from "../ip.ts";
+import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "../serve/admission.ts";
+import type { BenchMode } from "../bench/runner.ts";
+import { UsageError } from "../errors.ts";
+import { DEFAULT_PORT } from "../serve/listen.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "../log.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_LIFETIME,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   type ServeOptions,
-} from "./server.ts";
-import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "./service.ts";
-import { DEFAULT_STATS_INTERVAL } from "./stats.ts";
-import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "./udp.ts";
-import { formatDuration, MAX_DURATION, parseDuration, parseSize } from "./units.ts";
+} from "../serve/server.ts";
+import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "../service/definitions.ts";
+import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
+import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
+import { formatDuration, MAX_DURATION, parseDuration, parseSize } from "../units.ts";
 
 /** Everything the `serve` command runs with. */
 export interface ServeConfig {

@@ -6,10 +6,10 @@
  */
 
 import { fileURLToPath } from "node:url";
-import type { ServiceConfig } from "./cli.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { DEFAULT_MAX_CONNS } from "./admission.ts";
-import { DEFAULT_PORT } from "./listen.ts";
+import type { ServiceConfig } from "../cli/mod.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
+import { DEFAULT_MAX_CONNS } from "../serve/admission.ts";
+import { DEFAULT_PORT } from "../serve/listen.ts";
 import {
   CREDENTIAL_CERT,
   CREDENTIAL_KEY,
@@ -21,7 +21,7 @@ import {
   type ServiceKind,
   type ServiceSpec,
   WINDOWS_LOG_FILE,
-} from "./service.ts";
+} from "./definitions.ts";
 
 /** Runs the service action and returns the exit code. */
 export async function runService(config: ServiceConfig): Promise<number> {
@@ -83,7 +83,7 @@ function serviceSpec(config: ServiceConfig): ServiceSpec {
     if (serve.workers > 1) permissions.push("--allow-read");
     else if (reads.length > 0) permissions.push(`--allow-read=${reads.join(",")}`);
     if (logFile !== undefined) permissions.push(`--allow-write=${logFile}`);
-    const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+    const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
     command = [Deno.execPath(), "run", ...permissions, main, "serve", ...args];
   }
   return {

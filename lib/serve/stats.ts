@@ -7,7 +7,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { RefusalReason } from "./admission.ts";
 import type { Tally } from "./pump.ts";
-import type { ExpiryReason } from "./timers.ts";
+import type { ExpiryReason } from "./sweep.ts";
 
 /** The counters as plain numbers, e.g. `{ active: 3, accepted: 120, … }`. */
 export type StatsSnapshot = Record<string, number>;

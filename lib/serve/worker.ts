@@ -7,9 +7,9 @@
  */
 
 import { SharedAdmission } from "./admission.ts";
-import { closeLogging, setupLogging } from "./log.ts";
+import { closeLogging, setupLogging } from "../log.ts";
 import { serve, type Server } from "./server.ts";
-import type { WorkerCommand, WorkerInit, WorkerReport } from "./worker_pool.ts";
+import type { WorkerCommand, WorkerInit, WorkerReport } from "./workers.ts";
 
 // This file runs as a worker, where `self` is the worker scope; the
 // project's type check sees window types, so the members used are named here.

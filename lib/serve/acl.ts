@@ -8,7 +8,7 @@
  * @module
  */
 
-import { isMapped, parseIp } from "./ip.ts";
+import { isMapped, parseIp } from "../ip.ts";
 
 /** An address block: its bytes (4 or 16) and how many leading bits count. */
 export interface Cidr {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { canonicalIp } from "./ip.ts";
+import { canonicalIp } from "../ip.ts";
 
 /** Why a connection was refused. */
 export type RefusalReason = "max-conns" | "max-conns-per-ip";

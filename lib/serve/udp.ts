@@ -13,9 +13,9 @@
 
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError } from "../errors.ts";
 import { bindSockets, formatAddr } from "./listen.ts";
-import { getLog, LogThrottle } from "./log.ts";
+import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
 

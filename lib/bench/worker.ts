@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BenchOptions, runBench } from "./bench.ts";
+import { type BenchOptions, runBench } from "./runner.ts";
 
 /** The message the worker receives: bench options without callbacks. */
 export type WorkerRequest = Omit<BenchOptions, "onHeld" | "onProgress" | "onPhase">;

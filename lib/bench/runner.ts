@@ -14,7 +14,7 @@
 
 import { Buffer } from "node:buffer";
 import * as hdr from "hdr-histogram-js";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError } from "../errors.ts";
 
 /** What is measured. */
 export type BenchMode = "rr" | "stream" | "connect" | "hold";

@@ -15,12 +15,12 @@ import {
   peerKey,
 } from "./admission.ts";
 import { bind, type Binding, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
-import { getLog, LogThrottle } from "./log.ts";
+import { getLog, LogThrottle } from "../log.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
 import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { type RefusedBy, Stats, type StatsSource } from "./stats.ts";
-import { type Expirable, type ExpiryReason, startSweep } from "./timers.ts";
+import { type Expirable, type ExpiryReason, startSweep } from "./sweep.ts";
 import type { SecureContext } from "node:tls";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
