@@ -17,7 +17,9 @@ import {
   type Sink,
   type TextFormatter,
 } from "@logtape/logtape";
-import { RuntimeError, UsageError } from "./errors.ts";
+import { RuntimeError } from "./errors.ts";
+import { writeAll, type Writer } from "./net.ts";
+import { requirePermission } from "./permissions.ts";
 
 /** The levels `--log-level` accepts, most severe first. */
 export const LOG_LEVELS = ["error", "warning", "info", "debug"] as const;
@@ -136,8 +138,7 @@ function jsonLine(record: LogRecord): string {
 }
 
 /** What lines are written to: stderr or an open file. */
-interface Output {
-  write(data: Uint8Array): Promise<number>;
+interface Output extends Writer {
   close?(): void;
 }
 
@@ -243,10 +244,6 @@ class LogOutput {
   }
 }
 
-async function writeAll(out: Output, data: Uint8Array): Promise<void> {
-  for (let done = 0; done < data.length;) done += await out.write(data.subarray(done));
-}
-
 let output: LogOutput | undefined;
 
 /**
@@ -275,12 +272,7 @@ function stderrSink(formatter: TextFormatter): Sink {
 }
 
 function fileSink(path: string, formatter: TextFormatter): Sink {
-  const state = Deno.permissions.querySync({ name: "write", path }).state;
-  if (state !== "granted") {
-    throw new UsageError(
-      `--log-file ${path} needs write permission: add --allow-write=${path} to the deno command`,
-    );
-  }
+  requirePermission(`--log-file ${path}`, [{ name: "write", path }]);
   const open = () => Deno.open(path, { append: true, create: true });
   try {
     // Opened once here so that a bad path is one line at start-up.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { requirePermission } from "./permissions.ts";
 
 /**
  * Throws {@linkcode UsageError} when `url`'s module cannot be loaded as a
@@ -13,14 +13,7 @@ import { UsageError } from "./errors.ts";
  * permission (the compiled binary carries its modules inside).
  */
 export function checkWorkerModule(url: URL): void {
-  if (
-    url.protocol === "file:" &&
-    Deno.permissions.querySync({ name: "read", path: url }).state !== "granted"
-  ) {
-    throw new UsageError(
-      "--workers needs read permission for echod's own files: add --allow-read to the deno command",
-    );
-  }
+  if (url.protocol === "file:") requirePermission("--workers", [{ name: "read", path: url }]);
 }
 
 /** Starts the module at `url` as a worker; call {@linkcode checkWorkerModule} first. */

@@ -95,7 +95,7 @@ Deno.test("TLS files: read permission and existence are checked with one clear l
   assert.equal(noRead.code, 2);
   assert.equal(
     noRead.stderr,
-    `echod: --tls-cert and --tls-key need read permission: add --allow-read=${cert},${key} to the deno command\n`,
+    `echod: serving TLS (--tls-cert, --tls-key) needs read permission: add --allow-read=${cert},${key} to the deno command\n`,
   );
   const missing = await runEchod(
     ["--port", "0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", key],

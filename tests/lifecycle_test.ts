@@ -189,6 +189,6 @@ Deno.test("without --allow-net echod says so instead of prompting", async () => 
   assert.equal(code, 2);
   assert.equal(
     stderr,
-    "echod: network permission was not granted: run deno with --allow-net\n",
+    "echod: echod serve needs network permission: add --allow-net to the deno command\n",
   );
 });

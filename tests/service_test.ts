@@ -241,7 +241,7 @@ Deno.test("service usage errors: one line each, exit 2", async () => {
       ],
       [
         ["service", "install", "--", "--port", "7007"],
-        /^echod service install needs --allow-write=\S+ --allow-run=\S+ on the deno command line$/,
+        /^echod service install needs write and run permission: add --allow-write=\S+ --allow-run=\S+ to the deno command$/,
       ],
     ] as [string[], RegExp][]
   ) {

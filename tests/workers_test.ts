@@ -90,7 +90,7 @@ Deno.test("--workers under deno run without --allow-read says what to add", asyn
   assert.equal(
     stderr,
     linux
-      ? "echod: --workers needs read permission for echod's own files: add --allow-read to the deno command\n"
+      ? "echod: --workers needs read permission: add --allow-read to the deno command\n"
       : `echod: --workers needs Linux, where SO_REUSEPORT spreads connections; on ${Deno.build.os} run one process\n`,
   );
 });

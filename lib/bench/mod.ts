@@ -10,17 +10,13 @@ import { formatReport, htmlReport } from "./report.ts";
 import type { WorkerRequest } from "./worker.ts";
 import type { BenchConfig } from "../cli/mod.ts";
 import { RuntimeError, UsageError } from "../errors.ts";
+import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
 
 /** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
 export async function runBenchCommand(config: BenchConfig): Promise<number> {
   if (config.html !== undefined) {
-    const state = Deno.permissions.querySync({ name: "write", path: config.html }).state;
-    if (state !== "granted") {
-      throw new UsageError(
-        `--html ${config.html} needs write permission: add --allow-write=${config.html} to the deno command`,
-      );
-    }
+    requirePermission(`--html ${config.html}`, [{ name: "write", path: config.html }]);
   }
   const options: BenchOptions = {
     host: config.target.host,

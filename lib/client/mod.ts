@@ -9,6 +9,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { ClientConfig } from "../cli/mod.ts";
 import { RuntimeError } from "../errors.ts";
+import { hostPort, writeAll } from "../net.ts";
 import { formatDuration } from "../units.ts";
 
 /**
@@ -18,15 +19,13 @@ import { formatDuration } from "../units.ts";
  */
 export async function runClient(config: ClientConfig): Promise<number> {
   const { target } = config;
-  const where = target.host.includes(":")
-    ? `[${target.host}]:${target.port}`
-    : `${target.host}:${target.port}`;
+  const where = hostPort(target.host, target.port);
   const hostname = await resolve(target.host, config.family, where);
   const conn = await connectWithin(hostname, target.port, config.connectTimeout, where);
   let stdinDone = false;
   const upload = (async () => {
     for await (const chunk of Deno.stdin.readable) {
-      for (let sent = 0; sent < chunk.length;) sent += await conn.write(chunk.subarray(sent));
+      await writeAll(conn, chunk);
     }
     stdinDone = true;
     await conn.closeWrite();

@@ -7,6 +7,7 @@
  */
 
 import { RuntimeError, UsageError } from "../errors.ts";
+import { hostPort } from "../net.ts";
 
 /** What to bind. */
 export interface BindOptions {
@@ -82,12 +83,6 @@ export function bindSockets<T extends { addr: Deno.Addr; close(): void }>(
   // Both wildcards are what binding every address means, on any OS.
   const everything = hosts.length === 2 && hosts.includes("::") && hosts.includes("0.0.0.0");
   return hosts.length > 0 && !everything ? bindExactly(hosts, port, open) : bindAll(port, open);
-}
-
-/** Formats a listener's or peer's address as `[::1]:7` or `127.0.0.1:7`. */
-export function formatAddr(addr: Deno.Addr): string {
-  const { hostname, port } = addr as Deno.NetAddr;
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 function bindExactly<T extends { addr: Deno.Addr; close(): void }>(
@@ -173,10 +168,10 @@ function open(hostname: string, port: number, reusePort: boolean): Deno.Listener
 }
 
 function explain(error: unknown, hostname: string, port: number): Error {
-  const where = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  const where = hostPort(hostname, port);
   if (error instanceof Deno.errors.NotCapable) {
     return new UsageError(
-      "network permission was not granted: run deno with --allow-net",
+      "echod serve needs network permission: add --allow-net to the deno command",
     );
   }
   let message: string;

@@ -8,8 +8,8 @@
 
 import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "../errors.ts";
-import { formatAddr } from "./listen.ts";
 import { getLog, LogThrottle } from "../log.ts";
+import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
 
 /** A running metrics endpoint. */
@@ -287,20 +287,4 @@ function plain(
 ): string {
   return `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: ${type}\r\n` +
     `content-length: ${length}\r\nconnection: close\r\n${extra}\r\n${body}`;
-}
-
-function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
-function closeQuietly(resource: Deno.Conn | Deno.Listener): void {
-  try {
-    resource.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let sent = 0; sent < data.length;) sent += await conn.write(data.subarray(sent));
 }

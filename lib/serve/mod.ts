@@ -9,7 +9,8 @@
 
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "../cli/mod.ts";
-import { RuntimeError, UsageError } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
+import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { serve, type Server } from "./server.ts";
@@ -148,16 +149,10 @@ function closeInspector(inspector: typeof import("node:inspector")): void {
 /** Reads the PEM files, after checking for permission so the user learns which flag to add. */
 function readTlsFiles(files: { certFile: string; keyFile: string }): { cert: string; key: string } {
   const paths = [files.certFile, files.keyFile];
-  const denied = paths.filter((path) =>
-    Deno.permissions.querySync({ name: "read", path }).state !== "granted"
+  requirePermission(
+    "serving TLS (--tls-cert, --tls-key)",
+    paths.map((path) => ({ name: "read", path })),
   );
-  if (denied.length > 0) {
-    throw new UsageError(
-      `--tls-cert and --tls-key need read permission: add --allow-read=${
-        paths.join(",")
-      } to the deno command`,
-    );
-  }
   const [cert, key] = paths.map((path, i) => {
     try {
       return Deno.readTextFileSync(path);

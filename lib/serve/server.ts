@@ -14,7 +14,8 @@ import {
   DEFAULT_MAX_CONNS,
   peerKey,
 } from "./admission.ts";
-import { bind, type Binding, type BindOptions, formatAddr, type StackMode } from "./listen.ts";
+import { bind, type Binding, type BindOptions, type StackMode } from "./listen.ts";
+import { closeQuietly, formatAddr } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
 import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
@@ -422,14 +423,6 @@ export function serve(options: ServeOptions = {}): Server {
     stats,
     shutdown,
   };
-}
-
-function closeQuietly(resource: Deno.Conn | Deno.Listener): void {
-  try {
-    resource.close();
-  } catch {
-    // Already closed: the peer or the sweep got there first.
-  }
 }
 
 function isDisconnect(error: unknown): boolean {

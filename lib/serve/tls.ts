@@ -17,6 +17,7 @@ import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import type { Tally } from "./pump.ts";
 import { RuntimeError } from "../errors.ts";
+import { closeQuietly, writeAll } from "../net.ts";
 
 /** PEM certificate chain and key. */
 export interface TlsFiles {
@@ -142,11 +143,7 @@ class RawStream {
         conn.closeWrite().then(() => done(), done);
       },
       destroy(error, done) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed by echod (a limit, shutdown) or by the peer.
-        }
+        closeQuietly(conn);
         done(error);
       },
     });
@@ -173,8 +170,4 @@ class RawStream {
     }
     this.#reading = false;
   }
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let sent = 0; sent < data.length;) sent += await conn.write(data.subarray(sent));
 }

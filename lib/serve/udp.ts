@@ -14,7 +14,8 @@
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
 import { RuntimeError } from "../errors.ts";
-import { bindSockets, formatAddr } from "./listen.ts";
+import { bindSockets } from "./listen.ts";
+import { closeQuietly, formatAddr, hostPort } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { StatsSnapshot, StatsSource } from "./stats.ts";
@@ -180,13 +181,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
       },
     },
     close() {
-      for (const socket of sockets) {
-        try {
-          socket.close();
-        } catch {
-          // Already closed.
-        }
-      }
+      for (const socket of sockets) closeQuietly(socket);
     },
   };
 }
@@ -242,7 +237,7 @@ function openUdp(hostname: string, port: number): Deno.DatagramConn {
   try {
     return Deno.listenDatagram({ hostname, port, transport: "udp" });
   } catch (error) {
-    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    const where = hostPort(hostname, port);
     const message = error instanceof Deno.errors.AddrInUse
       ? `UDP port ${port} is already in use (${where}): choose another --port`
       : `cannot listen for UDP on ${where}: ${(error as Error).message}`;

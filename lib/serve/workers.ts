@@ -11,7 +11,8 @@
 import { type AdmissionOptions, sharedAdmissionMemory } from "./admission.ts";
 import { RuntimeError, UsageError } from "../errors.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
-import { bind, formatAddr, type StackMode } from "./listen.ts";
+import { bind, type StackMode } from "./listen.ts";
+import { formatAddr } from "../net.ts";
 import type { LogOptions } from "../log.ts";
 import type { ServeOptions, Server, ShutdownOptions } from "./server.ts";
 import { type StatsSnapshot, sumSnapshots } from "./stats.ts";

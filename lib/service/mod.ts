@@ -8,6 +8,7 @@
 import { fileURLToPath } from "node:url";
 import type { ServiceConfig } from "../cli/mod.ts";
 import { RuntimeError, UsageError } from "../errors.ts";
+import { requirePermission } from "../permissions.ts";
 import { DEFAULT_MAX_CONNS } from "../serve/admission.ts";
 import { DEFAULT_PORT } from "../serve/listen.ts";
 import {
@@ -253,22 +254,11 @@ async function windows(config: ServiceConfig, spec: ServiceSpec): Promise<number
 
 /** Under `deno run`, says which flags are missing before anything is changed. */
 function needPermissions(action: string, path: string | undefined, program: string): void {
-  const missing: string[] = [];
-  if (action === "install" || action === "uninstall") {
-    if (
-      path !== undefined && Deno.permissions.querySync({ name: "write", path }).state !== "granted"
-    ) {
-      missing.push(`--allow-write=${path}`);
-    }
-  }
-  if (Deno.permissions.querySync({ name: "run", command: program }).state !== "granted") {
-    missing.push(`--allow-run=${program}`);
-  }
-  if (missing.length > 0) {
-    throw new UsageError(
-      `echod service ${action} needs ${missing.join(" ")} on the deno command line`,
-    );
-  }
+  const changes = (action === "install" || action === "uninstall") && path !== undefined;
+  requirePermission(`echod service ${action}`, [
+    ...(changes ? [{ name: "write" as const, path }] : []),
+    { name: "run", command: program },
+  ]);
 }
 
 async function writeIfChanged(dir: string, path: string, text: string): Promise<boolean> {
