@@ -1,0 +1,158 @@
+/**
+ * `echod bench`: its options and what they parse into.
+ *
+ * @module
+ */
+
+import type { BenchMode } from "../bench/runner.ts";
+import { UsageError } from "../errors.ts";
+import type { Target } from "./addresses.ts";
+import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
+
+/** Everything the `bench` command runs with. */
+export interface BenchConfig {
+  /** Where to send load. */
+  target: Target;
+  /** What to measure. */
+  mode: BenchMode;
+  /** Concurrent connections. */
+  connections: number;
+  /** Message (rr) or write (stream) size in bytes. */
+  size: number;
+  /** Stream mode: bytes in flight per connection. */
+  window: number;
+  /** Milliseconds to measure. */
+  duration: number;
+  /** Messages or connections to complete instead of a duration; 0 for none. */
+  count: number;
+  /** Open-loop rate per second; 0 for closed loop. */
+  rate: number;
+  /** Milliseconds of warm-up. */
+  warmup: number;
+  /** Web Workers to spread the connections over. */
+  workers: number;
+  /** Milliseconds to wait for each connection. */
+  connectTimeout: number;
+  /** Print the report as JSON. */
+  json: boolean;
+  /** Write an HTML report to this file. */
+  html?: string;
+}
+
+/** The bench command's options. */
+export const BENCH: CommandSpec = {
+  name: "bench",
+  summary: "load any TCP echo server and verify every byte it echoes",
+  usage: "echod bench HOST:PORT [options]",
+  target: true,
+  options: [
+    {
+      name: "mode",
+      kind: "string",
+      short: "m",
+      value: "MODE",
+      help: "rr (request/response), stream (throughput), connect (open/echo/close), " +
+        "hold (keep connections open) (default: rr)",
+    },
+    {
+      name: "connections",
+      kind: "string",
+      short: "c",
+      value: "N",
+      help: "concurrent connections (default: 50)",
+    },
+    {
+      name: "size",
+      kind: "string",
+      short: "s",
+      value: "BYTES",
+      help: "message size for rr, write size for stream (default: 512; stream: 64KiB)",
+    },
+    {
+      name: "window",
+      kind: "string",
+      value: "BYTES",
+      help: "stream: bytes in flight per connection (default: 256KiB)",
+    },
+    {
+      name: "duration",
+      kind: "string",
+      short: "d",
+      value: "DURATION",
+      help: "how long to measure; hold: how long to hold (default: 10s)",
+    },
+    {
+      name: "count",
+      kind: "string",
+      short: "n",
+      value: "N",
+      help: "stop after N messages (rr) or connections (connect) instead",
+    },
+    {
+      name: "rate",
+      kind: "string",
+      value: "N",
+      help: "open loop: N messages (rr) or connections (connect) per second in total",
+    },
+    {
+      name: "warmup",
+      kind: "string",
+      value: "DURATION",
+      help: "load before measuring starts (default: 1s)",
+    },
+    {
+      name: "workers",
+      kind: "string",
+      short: "w",
+      value: "N",
+      help: "spread the connections over N threads (default: 1)",
+    },
+    CONNECT_TIMEOUT,
+    { name: "json", kind: "boolean", help: "print the report as JSON" },
+    {
+      name: "html",
+      kind: "string",
+      value: "FILE",
+      help: "also write a self-contained HTML report with a latency chart",
+    },
+    HELP,
+  ],
+  examples: [
+    "echod bench 127.0.0.1:40007",
+    "echod bench [::1]:40007 --mode stream -c 8 -d 5s",
+    "echod bench 127.0.0.1:7 --rate 10000 --json",
+  ],
+};
+
+const BENCH_MODES: readonly BenchMode[] = ["rr", "stream", "connect", "hold"];
+
+/** Turns the values read against {@linkcode BENCH} into a {@linkcode BenchConfig}. */
+export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
+  const mode = opts.choice("mode", BENCH_MODES, "rr");
+  const connections = opts.count("connections", 50, 1);
+  const workers = opts.count("workers", 1, 1);
+  if (workers > connections) {
+    throw new UsageError(
+      `--workers ${workers} is more than --connections ${connections}: each worker needs one`,
+    );
+  }
+  const size = opts.size("size", mode === "stream" ? 65_536 : 512);
+  if (size > 16 * 1_048_576) {
+    throw new UsageError(`--size ${opts.last("size")} is too large: at most 16MiB`);
+  }
+  return {
+    target,
+    mode,
+    connections,
+    size,
+    window: opts.size("window", 262_144),
+    duration: opts.positiveTime("duration", 10_000),
+    count: opts.count("count", 0),
+    rate: opts.count("rate", 0),
+    warmup: opts.time("warmup", 1_000),
+    workers,
+    connectTimeout: opts.positiveTime("connect-timeout", 5_000),
+    json: opts.has("json"),
+    html: opts.path("html"),
+  };
+}

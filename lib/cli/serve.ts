@@ -1,0 +1,298 @@
+/**
+ * `echod serve`: its options and what they parse into.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "../log.ts";
+import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "../serve/admission.ts";
+import { DEFAULT_PORT } from "../serve/listen.ts";
+import {
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MAX_LIFETIME,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+  type ServeOptions,
+} from "../serve/server.ts";
+import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
+import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
+import { formatDuration } from "../units.ts";
+import { parseBlock, parseHosts, parseMetricsTarget, parsePort, type Target } from "./addresses.ts";
+import { type CommandSpec, HELP, type OptionValues } from "./options.ts";
+
+/** Everything the `serve` command runs with. */
+export interface ServeConfig {
+  /** Options for the server itself. */
+  server: ServeOptions;
+  /** Milliseconds open connections get to finish on SIGINT/SIGTERM. */
+  drainTimeout: number;
+  /** Milliseconds between stats lines; 0 for none. */
+  statsInterval: number;
+  /** Where and how to log. */
+  log: LogOptions;
+  /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
+  workers: number;
+  /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
+  tls?: { certFile: string; keyFile: string; port?: number; handshakeTimeout: number };
+  /** Where to serve /metrics and /healthz. */
+  metrics?: Target;
+  /** UDP echo, when asked for, with its rates (per source, in all). */
+  udp?: { rate: number; maxRate: number };
+}
+
+/** The serve command's options. */
+export const SERVE: CommandSpec = {
+  name: "serve",
+  summary: "run the echo server (the default command)",
+  usage: "echod [serve] [options]",
+  target: false,
+  options: [
+    {
+      name: "host",
+      kind: "string",
+      value: "ADDR",
+      multiple: true,
+      help: "listen on this IP address only; repeat for more (default: all IPv6 and IPv4)",
+    },
+    {
+      name: "port",
+      kind: "string",
+      short: "p",
+      value: "PORT",
+      help: `TCP port, 0 to let the OS pick (default: ${DEFAULT_PORT})`,
+    },
+    {
+      name: "max-conns",
+      kind: "string",
+      value: "N",
+      help: `most connections open at once, 0 for no limit (default: ${DEFAULT_MAX_CONNS})`,
+    },
+    {
+      name: "max-conns-per-ip",
+      kind: "string",
+      value: "N",
+      help:
+        `most connections from one address, 0 for no limit (default: ${DEFAULT_MAX_CONNS_PER_IP})`,
+    },
+    {
+      name: "idle-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `close a connection with no traffic for this long, 0 for never (default: ${
+        formatDuration(DEFAULT_IDLE_TIMEOUT)
+      })`,
+    },
+    {
+      name: "max-lifetime",
+      kind: "string",
+      value: "DURATION",
+      help: `close any connection after this long, 0 for never (default: ${
+        formatDuration(DEFAULT_MAX_LIFETIME)
+      })`,
+    },
+    {
+      name: "drain-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
+        formatDuration(DEFAULT_DRAIN_TIMEOUT)
+      })`,
+    },
+    {
+      name: "stats-interval",
+      kind: "string",
+      value: "DURATION",
+      help: `log a stats line this often, 0 for never (default: ${
+        formatDuration(DEFAULT_STATS_INTERVAL)
+      })`,
+    },
+    {
+      name: "log-level",
+      kind: "string",
+      value: "LEVEL",
+      help: `${LOG_LEVELS.join(", ")} (default: info)`,
+    },
+    {
+      name: "log-format",
+      kind: "string",
+      value: "FORMAT",
+      help: "text, or json for JSON Lines (default: text)",
+    },
+    {
+      name: "log-file",
+      kind: "string",
+      value: "PATH",
+      help: "append the log to this file instead of stderr (needs --allow-write=PATH)",
+    },
+    {
+      name: "workers",
+      kind: "string",
+      short: "w",
+      value: "N",
+      help: "serve from N threads sharing the port, Linux only (default: 1)",
+    },
+    {
+      name: "allow",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "only these addresses may connect (TCP and UDP); repeatable",
+    },
+    {
+      name: "deny",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "these addresses may not connect, whatever --allow says; repeatable",
+    },
+    {
+      name: "accept-rate",
+      kind: "string",
+      value: "N",
+      help: "new connections per second from one address, 0 for no limit (default: 0)",
+    },
+    {
+      name: "proxy-protocol",
+      kind: "boolean",
+      help: "expect a PROXY v1/v2 header from --trusted-proxy addresses",
+    },
+    {
+      name: "trusted-proxy",
+      kind: "string",
+      value: "CIDR",
+      multiple: true,
+      help: "a load balancer whose PROXY header names the real client; repeatable",
+    },
+    {
+      name: "tls-cert",
+      kind: "string",
+      value: "FILE",
+      help: "serve TLS with this PEM certificate chain (needs --allow-read=FILE)",
+    },
+    { name: "tls-key", kind: "string", value: "FILE", help: "the PEM private key for --tls-cert" },
+    {
+      name: "tls-port",
+      kind: "string",
+      value: "PORT",
+      help: "serve TLS on this port and plain TCP on --port (default: TLS on --port)",
+    },
+    {
+      name: "tls-handshake-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: `close a TLS connection whose handshake is not done by then (default: ${
+        formatDuration(DEFAULT_TLS_HANDSHAKE_TIMEOUT)
+      })`,
+    },
+    {
+      name: "metrics",
+      kind: "string",
+      value: "[ADDR:]PORT",
+      help: "serve Prometheus /metrics and /healthz here (default: off; ADDR: 127.0.0.1)",
+    },
+    { name: "udp", kind: "boolean", help: "also serve UDP echo on the same port (off by default)" },
+    {
+      name: "udp-rate",
+      kind: "string",
+      value: "N",
+      help: `UDP datagrams answered per second per source (default: ${DEFAULT_UDP_RATE})`,
+    },
+    {
+      name: "udp-max-rate",
+      kind: "string",
+      value: "N",
+      help: `UDP datagrams answered per second in all (default: ${DEFAULT_UDP_MAX_RATE})`,
+    },
+    HELP,
+    { name: "version", kind: "boolean", short: "V", help: "show the version and exit" },
+  ],
+  examples: [
+    "echod                              serve on port 40007, all addresses",
+    "echod --port 7007 --host ::1       serve on ::1 only",
+    "echod --log-level debug --log-format json",
+  ],
+};
+
+/** Turns the values read against {@linkcode SERVE} into a {@linkcode ServeConfig}. */
+export function serveConfig(opts: OptionValues): ServeConfig {
+  const hosts = parseHosts(opts.all("host"));
+  const port = opts.last("port");
+  const mainPort = port === undefined ? DEFAULT_PORT : parsePort(port, "port");
+  const allow = opts.all("allow").map((text) => parseBlock("allow", text));
+  const deny = opts.all("deny").map((text) => parseBlock("deny", text));
+  const trusted = opts.all("trusted-proxy").map((text) => parseBlock("trusted-proxy", text));
+  if (opts.has("proxy-protocol") && trusted.length === 0) {
+    throw new UsageError(
+      "--proxy-protocol needs at least one --trusted-proxy CIDR (your load balancers' addresses)",
+    );
+  }
+  if (!opts.has("proxy-protocol") && trusted.length > 0) {
+    throw new UsageError("--trusted-proxy needs --proxy-protocol");
+  }
+  const workers = opts.count("workers", 1, 1);
+  if (workers > 1 && opts.has("tls-cert")) {
+    // Deno's TLS listener does not set SO_REUSEPORT: workers cannot share its port.
+    throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
+  }
+  for (const name of ["udp-rate", "udp-max-rate"]) {
+    if (opts.has(name) && !opts.has("udp")) throw new UsageError(`--${name} needs --udp`);
+  }
+  return {
+    tls: tlsConfig(opts, mainPort),
+    metrics: opts.has("metrics") ? parseMetricsTarget(opts.last("metrics")!) : undefined,
+    udp: opts.has("udp")
+      ? {
+        rate: opts.count("udp-rate", DEFAULT_UDP_RATE, 1),
+        maxRate: opts.count("udp-max-rate", DEFAULT_UDP_MAX_RATE, 1),
+      }
+      : undefined,
+    server: {
+      hosts,
+      port: mainPort,
+      access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
+      acceptRate: opts.count("accept-rate", 0),
+      proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
+      maxConns: opts.count("max-conns", DEFAULT_MAX_CONNS),
+      maxConnsPerIp: opts.count("max-conns-per-ip", DEFAULT_MAX_CONNS_PER_IP),
+      idleTimeout: opts.time("idle-timeout", DEFAULT_IDLE_TIMEOUT),
+      maxLifetime: opts.time("max-lifetime", DEFAULT_MAX_LIFETIME),
+    },
+    drainTimeout: opts.time("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
+    // A stats line more often than ten times a second would be a log flood.
+    statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL, 100),
+    log: {
+      level: opts.choice("log-level", LOG_LEVELS, "info"),
+      format: opts.choice("log-format", LOG_FORMATS, "text"),
+      file: opts.path("log-file"),
+    },
+    workers,
+  };
+}
+
+function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {
+  const certFile = opts.path("tls-cert");
+  const keyFile = opts.path("tls-key");
+  const tlsPort = opts.last("tls-port");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both");
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    for (const name of ["tls-port", "tls-handshake-timeout"]) {
+      if (opts.has(name)) throw new UsageError(`--${name} needs --tls-cert and --tls-key`);
+    }
+    return undefined;
+  }
+  const handshakeTimeout = opts.positiveTime(
+    "tls-handshake-timeout",
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+  );
+  if (tlsPort === undefined) return { certFile, keyFile, handshakeTimeout };
+  const port = parsePort(tlsPort, "--tls-port");
+  if (port !== 0 && port === mainPort) {
+    throw new UsageError(
+      `--tls-port ${port} is --port too: leave out --tls-port to serve TLS on --port`,
+    );
+  }
+  return { certFile, keyFile, port, handshakeTimeout };
+}

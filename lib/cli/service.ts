@@ -1,0 +1,119 @@
+/**
+ * `echod service`: its options and what they parse into, the serve options
+ * after `--` included.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "../service/definitions.ts";
+import { type CommandSpec, HELP, hint, type OptionValues, readOptions } from "./options.ts";
+import { SERVE, type ServeConfig, serveConfig } from "./serve.ts";
+
+/** What `echod service` can do. */
+export type ServiceAction = "install" | "uninstall" | "status" | "print";
+
+/** Everything the `service` command runs with. */
+export interface ServiceConfig {
+  /** What to do. */
+  action: ServiceAction;
+  /** Which service manager (for `print`, any; otherwise this host's). */
+  kind: ServiceKind;
+  /** The serve options the service runs with, as given after `--`. */
+  serveArgs: string[];
+  /** Those options, parsed. */
+  serve: ServeConfig;
+  /** systemd only: install into this root directory instead of the running system. */
+  root?: string;
+}
+
+/** The service command's options. */
+export const SERVICE: CommandSpec = {
+  name: "service",
+  summary: "install echod as a system service (systemd, launchd, Windows task)",
+  usage:
+    "echod service install|uninstall|status|print [systemd|launchd|windows] [-- SERVE OPTIONS]",
+  target: false,
+  options: [
+    {
+      name: "root",
+      kind: "string",
+      value: "DIR",
+      help: "systemd: install into this root file system (an image) instead of the running system",
+    },
+    HELP,
+  ],
+  examples: [
+    "sudo echod service install -- --port 7007 --max-conns 20000",
+    "echod service print launchd -- --port 7007",
+    "sudo echod service status",
+    "sudo echod service uninstall",
+  ],
+};
+
+const SERVICE_ACTIONS: readonly ServiceAction[] = ["install", "uninstall", "status", "print"];
+
+/**
+ * Turns the positionals (action, kind), the serve options after `--` and
+ * the values read against {@linkcode SERVICE} into a {@linkcode ServiceConfig}.
+ */
+export function serviceConfig(
+  positionals: string[],
+  serveArgs: string[],
+  opts: OptionValues,
+): ServiceConfig {
+  const [action, kindText, extra] = positionals;
+  if (action === undefined) {
+    throw new UsageError(`echod service needs an action: ${SERVICE.usage}`);
+  }
+  if (!(SERVICE_ACTIONS as readonly string[]).includes(action)) {
+    throw new UsageError(
+      `unknown service action '${action}'${
+        hint(action, SERVICE_ACTIONS, "") || `: use ${SERVICE_ACTIONS.join(", ")}`
+      }`,
+    );
+  }
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument '${extra}': serve options go after --`);
+  }
+  const host = hostServiceKind();
+  let kind = host;
+  if (kindText !== undefined) {
+    if (!(SERVICE_KINDS as readonly string[]).includes(kindText)) {
+      throw new UsageError(
+        `unknown service kind '${kindText}': use ${SERVICE_KINDS.join(", ")}${
+          kindText.startsWith("-") ? " (serve options go after --)" : ""
+        }`,
+      );
+    }
+    kind = kindText as ServiceKind;
+    if (action !== "print" && kind !== host) {
+      throw new UsageError(
+        `a ${kind} service cannot be ${
+          action === "status" ? "queried" : `${action}ed`
+        } on ${Deno.build.os}: ` +
+          `this host uses ${host} (echod service print ${kind} shows the file)`,
+      );
+    }
+  }
+  const root = opts.path("root");
+  if (root !== undefined && kind !== "systemd") {
+    throw new UsageError("--root is for systemd only");
+  }
+  const serve = readOptions(serveArgs, SERVE);
+  if (serve.values.has("help") || serve.values.has("version")) {
+    throw new UsageError(
+      "the options after -- are serve options; --help and --version do not belong there",
+    );
+  }
+  if (serve.positionals.length > 0) {
+    throw new UsageError(`unexpected argument '${serve.positionals[0]}': options start with --`);
+  }
+  return {
+    action: action as ServiceAction,
+    kind,
+    serveArgs,
+    serve: serveConfig(serve.values),
+    root,
+  };
+}
