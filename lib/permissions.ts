@@ -18,7 +18,10 @@ export type Need =
  * `WHO needs read permission: add --allow-read=a,b to the deno command`.
  */
 export function requirePermission(who: string, needs: Need[]): void {
-  const missing = needs.filter((need) => Deno.permissions.querySync(need).state !== "granted");
+  // A copy: Deno rewrites a URL path in the descriptor it is given.
+  const missing = needs.filter((need) =>
+    Deno.permissions.querySync({ ...need }).state !== "granted"
+  );
   if (missing.length === 0) return;
   const kinds = [...new Set(missing.map((need) => need.name))];
   const flags = kinds.map((kind) => {

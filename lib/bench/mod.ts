@@ -9,7 +9,7 @@ import { type BenchOptions, type BenchReport, mergeReports, runBench } from "./r
 import { formatReport, htmlReport } from "./report.ts";
 import type { WorkerRequest } from "./worker.ts";
 import type { BenchConfig } from "../cli/mod.ts";
-import { RuntimeError, UsageError } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
 

@@ -14,7 +14,7 @@ import {
   DEFAULT_MAX_LIFETIME,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   type ServeOptions,
-} from "../serve/server.ts";
+} from "../serve/options.ts";
 import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
 import { formatDuration } from "../units.ts";

@@ -10,7 +10,8 @@ import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "../errors.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
-import type { StatsSnapshot, StatsSource } from "./stats.ts";
+import { type Counter, EXPIRED, REFUSED, type Snapshot, type StatsSource } from "./stats.ts";
+import { UDP_DROPPED } from "./udp.ts";
 
 /** A running metrics endpoint. */
 export interface MetricsServer {
@@ -20,105 +21,91 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** A metric family of the exposition. */
 interface Family {
-  name: string;
   type: "counter" | "gauge";
   help: string;
-  samples: [labels: string, key: string][];
 }
 
-const FAMILIES: Family[] = [
-  {
-    name: "echod_connections_active",
-    type: "gauge",
-    help: "TCP connections open now.",
-    samples: [["", "active"]],
-  },
-  {
-    name: "echod_connections_accepted_total",
+const FAMILIES = {
+  echod_connections_active: { type: "gauge", help: "TCP connections open now." },
+  echod_connections_accepted_total: {
     type: "counter",
     help: "TCP connections accepted from the OS, admitted or not.",
-    samples: [["", "accepted"]],
   },
-  {
-    name: "echod_connections_refused_total",
+  echod_connections_refused_total: {
     type: "counter",
     help: "TCP connections closed at once on arrival, by reason.",
-    samples: [
-      ['reason="max-conns"', "refusedMaxConns"],
-      ['reason="max-conns-per-ip"', "refusedMaxConnsPerIp"],
-      ['reason="denied"', "refusedDenied"],
-      ['reason="accept-rate"', "refusedAcceptRate"],
-      ['reason="proxy-header"', "refusedProxyHeader"],
-    ],
   },
-  {
-    name: "echod_connections_expired_total",
+  echod_connections_expired_total: {
     type: "counter",
     help: "TCP connections closed by echod's limits, by reason.",
-    samples: [
-      ['reason="idle-timeout"', "idleTimeouts"],
-      ['reason="max-lifetime"', "lifetimeEnds"],
-      ['reason="tls-handshake"', "tlsHandshakeTimeouts"],
-    ],
   },
-  {
-    name: "echod_accept_errors_total",
+  echod_accept_errors_total: {
     type: "counter",
     help: "Failed accept calls (descriptor exhaustion and the like).",
-    samples: [["", "acceptErrors"]],
   },
-  {
-    name: "echod_accept_aborted_total",
+  echod_accept_aborted_total: {
     type: "counter",
     help: "Connections that were reset before they could be accepted.",
-    samples: [["", "acceptAborted"]],
   },
-  {
-    name: "echod_received_bytes_total",
-    type: "counter",
-    help: "Bytes read from TCP peers.",
-    samples: [["", "bytesIn"]],
-  },
-  {
-    name: "echod_sent_bytes_total",
-    type: "counter",
-    help: "Bytes echoed back to TCP peers.",
-    samples: [["", "bytesOut"]],
-  },
-  {
-    name: "echod_udp_datagrams_echoed_total",
-    type: "counter",
-    help: "UDP datagrams answered.",
-    samples: [["", "udpEchoed"]],
-  },
-  {
-    name: "echod_udp_echoed_bytes_total",
-    type: "counter",
-    help: "Bytes in UDP datagrams answered.",
-    samples: [["", "udpBytes"]],
-  },
-  {
-    name: "echod_udp_datagrams_dropped_total",
+  echod_received_bytes_total: { type: "counter", help: "Bytes read from TCP peers." },
+  echod_sent_bytes_total: { type: "counter", help: "Bytes echoed back to TCP peers." },
+  echod_udp_datagrams_echoed_total: { type: "counter", help: "UDP datagrams answered." },
+  echod_udp_echoed_bytes_total: { type: "counter", help: "Bytes in UDP datagrams answered." },
+  echod_udp_datagrams_dropped_total: {
     type: "counter",
     help: "UDP datagrams not answered, by reason.",
-    samples: [
-      ['reason="reflector-port"', "udpDroppedReflectorPort"],
-      ['reason="loop"', "udpDroppedLoop"],
-      ['reason="denied"', "udpDroppedDenied"],
-      ['reason="source-rate"', "udpDroppedSourceRate"],
-      ['reason="global-rate"', "udpDroppedGlobalRate"],
-    ],
   },
-];
+} satisfies Record<string, Family>;
+
+type FamilyName = keyof typeof FAMILIES;
+
+/**
+ * The family each counter is exported in. A `Record` over every counter, so
+ * one without a metric, or a misspelt one, fails the type check.
+ */
+const EXPORTED: Readonly<Record<Counter, FamilyName>> = {
+  active: "echod_connections_active",
+  accepted: "echod_connections_accepted_total",
+  refusedMaxConns: "echod_connections_refused_total",
+  refusedMaxConnsPerIp: "echod_connections_refused_total",
+  refusedDenied: "echod_connections_refused_total",
+  refusedAcceptRate: "echod_connections_refused_total",
+  refusedProxyHeader: "echod_connections_refused_total",
+  idleTimeouts: "echod_connections_expired_total",
+  lifetimeEnds: "echod_connections_expired_total",
+  tlsHandshakeTimeouts: "echod_connections_expired_total",
+  acceptErrors: "echod_accept_errors_total",
+  acceptAborted: "echod_accept_aborted_total",
+  bytesIn: "echod_received_bytes_total",
+  bytesOut: "echod_sent_bytes_total",
+  udpEchoed: "echod_udp_datagrams_echoed_total",
+  udpBytes: "echod_udp_echoed_bytes_total",
+  udpDroppedReflectorPort: "echod_udp_datagrams_dropped_total",
+  udpDroppedLoop: "echod_udp_datagrams_dropped_total",
+  udpDroppedDenied: "echod_udp_datagrams_dropped_total",
+  udpDroppedSourceRate: "echod_udp_datagrams_dropped_total",
+  udpDroppedGlobalRate: "echod_udp_datagrams_dropped_total",
+};
+
+/** The `reason` label of a counter, from the very tables the server counts with. */
+const REASON: ReadonlyMap<Counter, string> = new Map(
+  [REFUSED, EXPIRED, UDP_DROPPED].flatMap((table) =>
+    Object.entries(table).map(([reason, counter]) => [counter as Counter, reason])
+  ),
+);
 
 /** Renders a snapshot in the Prometheus text exposition format (version 0.0.4). */
-export function renderMetrics(snapshot: StatsSnapshot, uptimeSeconds: number): string {
+export function renderMetrics(snapshot: Snapshot, uptimeSeconds: number): string {
   const lines: string[] = [];
-  for (const family of FAMILIES) {
-    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
-    for (const [labels, key] of family.samples) {
-      lines.push(`${family.name}${labels ? `{${labels}}` : ""} ${snapshot[key] ?? 0}`);
+  for (const [name, family] of Object.entries(FAMILIES)) {
+    lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
+    for (const [counter, inFamily] of Object.entries(EXPORTED) as [Counter, FamilyName][]) {
+      if (inFamily !== name) continue;
+      const reason = REASON.get(counter);
+      const labels = reason === undefined ? "" : `{reason="${reason}"}`;
+      lines.push(`${name}${labels} ${snapshot[counter] ?? 0}`);
     }
   }
   lines.push(

@@ -13,8 +13,9 @@ import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
-import { serve, type Server } from "./server.ts";
-import { startStatsReporter, type StatsSource } from "./stats.ts";
+import type { Server } from "./options.ts";
+import { serve } from "./server.ts";
+import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
 import { VERSION } from "../version.ts";
@@ -98,7 +99,7 @@ export async function runServe(config: ServeConfig): Promise<number> {
   await metrics?.close();
   log.info(
     "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
-    stats.snapshot(),
+    { ...stats.snapshot(), refused: refusedTotal(stats.snapshot()) },
   );
   await closeLogging();
   return 0;

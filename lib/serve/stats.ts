@@ -1,88 +1,140 @@
 /**
- * Counters for the whole server and the periodic stats line.
+ * The counters, typed once: every place that counts, logs or exports one
+ * names it by a key of {@linkcode Counters}, so a typo or a counter without
+ * a metric fails the type check. Also the periodic stats line.
  *
  * @module
  */
 
 import type { Logger } from "@logtape/logtape";
 import type { RefusalReason } from "./admission.ts";
-import type { Tally } from "./pump.ts";
 import type { ExpiryReason } from "./sweep.ts";
 
-/** The counters as plain numbers, e.g. `{ active: 3, accepted: 120, … }`. */
-export type StatsSnapshot = Record<string, number>;
-
-/** Anything that can report counters: one server, or several workers summed. */
-export interface StatsSource {
-  /** The counters now. */
-  snapshot(): StatsSnapshot;
+/** Every counter echod keeps; the names are also the JSON log fields. */
+export interface Counters {
+  /** TCP connections open now. */
+  active: number;
+  /** TCP connections accepted from the OS, admitted or not. */
+  accepted: number;
+  /** Failed accept calls (descriptor exhaustion and the like). */
+  acceptErrors: number;
+  /** Connections that died (reset) before they could be accepted. */
+  acceptAborted: number;
+  /** Bytes read from TCP peers. */
+  bytesIn: number;
+  /** Bytes echoed back to TCP peers. */
+  bytesOut: number;
+  /** Refused at the door: `--max-conns`. */
+  refusedMaxConns: number;
+  /** Refused at the door: `--max-conns-per-ip`. */
+  refusedMaxConnsPerIp: number;
+  /** Refused at the door: `--allow`/`--deny`. */
+  refusedDenied: number;
+  /** Refused at the door: `--accept-rate`. */
+  refusedAcceptRate: number;
+  /** Refused at the door: no valid PROXY header from a trusted proxy. */
+  refusedProxyHeader: number;
+  /** Closed by `--idle-timeout`. */
+  idleTimeouts: number;
+  /** Closed by `--max-lifetime`. */
+  lifetimeEnds: number;
+  /** Closed by `--tls-handshake-timeout`. */
+  tlsHandshakeTimeouts: number;
+  /** UDP datagrams answered. */
+  udpEchoed: number;
+  /** Bytes in UDP datagrams answered. */
+  udpBytes: number;
+  /** UDP datagrams not answered: a reflector's port, or echod's own. */
+  udpDroppedReflectorPort: number;
+  /** UDP datagrams not answered: a loop with another echo service. */
+  udpDroppedLoop: number;
+  /** UDP datagrams not answered: `--allow`/`--deny`. */
+  udpDroppedDenied: number;
+  /** UDP datagrams not answered: `--udp-rate`. */
+  udpDroppedSourceRate: number;
+  /** UDP datagrams not answered: `--udp-max-rate`. */
+  udpDroppedGlobalRate: number;
 }
 
-/** Adds snapshots key by key. */
-export function sumSnapshots(snapshots: StatsSnapshot[]): StatsSnapshot {
-  const sum: StatsSnapshot = {};
-  for (const snapshot of snapshots) {
-    for (const [key, value] of Object.entries(snapshot)) sum[key] = (sum[key] ?? 0) + value;
-  }
-  return sum;
+/** A counter's name. */
+export type Counter = keyof Counters;
+
+/** The counters a part of echod reports (TCP, UDP, or all of them summed). */
+export type Snapshot = Partial<Counters>;
+
+/** Anything that can report counters: one server, UDP, or several workers summed. */
+export interface StatsSource {
+  /** The counters now. */
+  snapshot(): Snapshot;
 }
 
 /** Every reason a connection can be refused at the door. */
 export type RefusedBy = RefusalReason | "denied" | "accept-rate" | "proxy-header";
 
-/** Counters for the life of a server. */
-export class Stats implements Tally, StatsSource {
-  /** Connections accepted from the OS, admitted or not. */
-  accepted = 0;
-  /** Connections open now. */
-  active = 0;
-  /** Bytes read from peers. */
-  bytesIn = 0;
-  /** Bytes written back to peers. */
-  bytesOut = 0;
-  /** Failed accept calls (descriptor exhaustion and the like). */
-  acceptErrors = 0;
-  /** Connections that died (reset) before they could be accepted. */
-  acceptAborted = 0;
-  /** Connections refused at admission, by reason. */
-  refused: Record<RefusedBy, number> = {
-    "max-conns": 0,
-    "max-conns-per-ip": 0,
-    denied: 0,
-    "accept-rate": 0,
-    "proxy-header": 0,
-  };
-  /** Connections ended by echod's limits, by reason. */
-  expired: Record<ExpiryReason, number> = {
-    "idle-timeout": 0,
-    "max-lifetime": 0,
-    "tls-handshake": 0,
-  };
+/** The counter of each refusal reason (also its `reason` label in /metrics). */
+export const REFUSED: Readonly<Record<RefusedBy, Counter>> = {
+  "max-conns": "refusedMaxConns",
+  "max-conns-per-ip": "refusedMaxConnsPerIp",
+  denied: "refusedDenied",
+  "accept-rate": "refusedAcceptRate",
+  "proxy-header": "refusedProxyHeader",
+};
 
-  /** All connections refused at admission. */
-  get refusedTotal(): number {
-    return Object.values(this.refused).reduce((a, b) => a + b, 0);
+/** The counter of each expiry reason (also its `reason` label in /metrics). */
+export const EXPIRED: Readonly<Record<ExpiryReason, Counter>> = {
+  "idle-timeout": "idleTimeouts",
+  "max-lifetime": "lifetimeEnds",
+  "tls-handshake": "tlsHandshakeTimeouts",
+};
+
+/** All connections refused at the door, in a snapshot. */
+export function refusedTotal(snapshot: Snapshot): number {
+  let total = 0;
+  for (const counter of Object.values(REFUSED)) total += snapshot[counter] ?? 0;
+  return total;
+}
+
+/** Adds snapshots counter by counter (workers' reports). */
+export function sumSnapshots(snapshots: Snapshot[]): Snapshot {
+  const sum: Snapshot = {};
+  for (const snapshot of snapshots) {
+    for (const [key, value] of Object.entries(snapshot) as [Counter, number][]) {
+      sum[key] = (sum[key] ?? 0) + value;
+    }
   }
+  return sum;
+}
 
-  /** A plain-object copy, flat, for a log record's properties. */
-  snapshot(): StatsSnapshot {
-    return {
-      active: this.active,
-      accepted: this.accepted,
-      refused: this.refusedTotal,
-      refusedMaxConns: this.refused["max-conns"],
-      refusedMaxConnsPerIp: this.refused["max-conns-per-ip"],
-      refusedDenied: this.refused.denied,
-      refusedAcceptRate: this.refused["accept-rate"],
-      refusedProxyHeader: this.refused["proxy-header"],
-      idleTimeouts: this.expired["idle-timeout"],
-      lifetimeEnds: this.expired["max-lifetime"],
-      tlsHandshakeTimeouts: this.expired["tls-handshake"],
-      acceptErrors: this.acceptErrors,
-      acceptAborted: this.acceptAborted,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-    };
+/** The TCP server's counters, advanced in place. */
+export class Stats implements StatsSource {
+  /** The counters; `bytesIn`/`bytesOut` are advanced by the echo loops directly. */
+  readonly count: Counters = {
+    active: 0,
+    accepted: 0,
+    acceptErrors: 0,
+    acceptAborted: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    refusedMaxConns: 0,
+    refusedMaxConnsPerIp: 0,
+    refusedDenied: 0,
+    refusedAcceptRate: 0,
+    refusedProxyHeader: 0,
+    idleTimeouts: 0,
+    lifetimeEnds: 0,
+    tlsHandshakeTimeouts: 0,
+    udpEchoed: 0,
+    udpBytes: 0,
+    udpDroppedReflectorPort: 0,
+    udpDroppedLoop: 0,
+    udpDroppedDenied: 0,
+    udpDroppedSourceRate: 0,
+    udpDroppedGlobalRate: 0,
+  };
+
+  /** A copy of the counters. */
+  snapshot(): Snapshot {
+    return { ...this.count };
   }
 }
 
@@ -111,15 +163,18 @@ export function startStatsReporter(
     const nowAt = performance.now();
     const now = stats.snapshot();
     const seconds = (nowAt - lastAt) / 1_000;
+    const rate = (counter: Counter) =>
+      round(((now[counter] ?? 0) - (last[counter] ?? 0)) / seconds);
     log.info(
       "stats: {active} active, {accepted} accepted, {refused} refused, " +
         "{bytesIn} bytes in, {bytesOut} bytes out, " +
         "{acceptRate} conn/s, {inRate} B/s in, {outRate} B/s out",
       {
         ...now,
-        acceptRate: round((now.accepted - last.accepted) / seconds),
-        inRate: round((now.bytesIn - last.bytesIn) / seconds),
-        outRate: round((now.bytesOut - last.bytesOut) / seconds),
+        refused: refusedTotal(now),
+        acceptRate: rate("accepted"),
+        inRate: rate("bytesIn"),
+        outRate: rate("bytesOut"),
       },
     );
     last = now;

@@ -18,7 +18,7 @@ import { bindSockets } from "./listen.ts";
 import { closeQuietly, formatAddr, hostPort } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import type { StatsSnapshot, StatsSource } from "./stats.ts";
+import type { Counter, Snapshot, StatsSource } from "./stats.ts";
 
 /**
  * Source ports above 1023 of services that answer a datagram with another:
@@ -51,6 +51,15 @@ export const LOOP_WINDOW = 1_000;
 
 /** Why a datagram got no answer. */
 export type DropReason = "reflector-port" | "loop" | "denied" | "source-rate" | "global-rate";
+
+/** The counter of each drop reason (also its `reason` label in /metrics). */
+export const UDP_DROPPED: Readonly<Record<DropReason, Counter>> = {
+  "reflector-port": "udpDroppedReflectorPort",
+  loop: "udpDroppedLoop",
+  denied: "udpDroppedDenied",
+  "source-rate": "udpDroppedSourceRate",
+  "global-rate": "udpDroppedGlobalRate",
+};
 
 /** Where and how to serve UDP echo. */
 export interface UdpOptions {
@@ -102,25 +111,21 @@ export function serveUdp(options: UdpOptions): UdpServer {
   });
   const loops = new LoopGuard();
   const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
-  const counts = {
-    echoed: 0,
-    bytes: 0,
-    dropped: {
-      "reflector-port": 0,
-      loop: 0,
-      denied: 0,
-      "source-rate": 0,
-      "global-rate": 0,
-    } as Record<
-      DropReason,
-      number
-    >,
+  const count: Snapshot = {
+    udpEchoed: 0,
+    udpBytes: 0,
+    udpDroppedReflectorPort: 0,
+    udpDroppedLoop: 0,
+    udpDroppedDenied: 0,
+    udpDroppedSourceRate: 0,
+    udpDroppedGlobalRate: 0,
   };
+  const add = (counter: Counter, by: number) => count[counter] = (count[counter] ?? 0) + by;
   const log = getLog("udp");
   const throttle = new LogThrottle(5_000);
 
   function drop(reason: DropReason, from: Deno.NetAddr): void {
-    counts.dropped[reason]++;
+    add(UDP_DROPPED[reason], 1);
     const held = throttle.take();
     if (held === undefined) return;
     log.warning("dropped a datagram from {peer}: {reason} ({held} more drops not logged)", {
@@ -155,8 +160,8 @@ export function serveUdp(options: UdpOptions): UdpServer {
       else {
         try {
           await socket.send(data, from);
-          counts.echoed++;
-          counts.bytes += data.length;
+          add("udpEchoed", 1);
+          add("udpBytes", data.length);
         } catch {
           // Unreachable peer: nothing to do for a datagram service.
         }
@@ -168,16 +173,8 @@ export function serveUdp(options: UdpOptions): UdpServer {
   return {
     addresses: sockets.map((s) => formatAddr(s.addr)),
     stats: {
-      snapshot(): StatsSnapshot {
-        return {
-          udpEchoed: counts.echoed,
-          udpBytes: counts.bytes,
-          udpDroppedReflectorPort: counts.dropped["reflector-port"],
-          udpDroppedLoop: counts.dropped.loop,
-          udpDroppedDenied: counts.dropped.denied,
-          udpDroppedSourceRate: counts.dropped["source-rate"],
-          udpDroppedGlobalRate: counts.dropped["global-rate"],
-        };
+      snapshot(): Snapshot {
+        return { ...count };
       },
     },
     close() {

@@ -8,7 +8,8 @@
 
 import { SharedAdmission } from "./admission.ts";
 import { closeLogging, setupLogging } from "../log.ts";
-import { serve, type Server } from "./server.ts";
+import type { Server } from "./options.ts";
+import { serve } from "./server.ts";
 import type { WorkerCommand, WorkerInit, WorkerReport } from "./workers.ts";
 
 // This file runs as a worker, where `self` is the worker scope; the

@@ -14,8 +14,8 @@ import { checkWorkerModule, startWorker } from "../worker.ts";
 import { bind, type StackMode } from "./listen.ts";
 import { formatAddr } from "../net.ts";
 import type { LogOptions } from "../log.ts";
-import type { ServeOptions, Server, ShutdownOptions } from "./server.ts";
-import { type StatsSnapshot, sumSnapshots } from "./stats.ts";
+import type { ServeOptions, Server, ShutdownOptions } from "./options.ts";
+import { type Snapshot, sumSnapshots } from "./stats.ts";
 
 /** First message to a worker. */
 export interface WorkerInit {
@@ -40,9 +40,9 @@ export type WorkerCommand = { kind: "shutdown"; drainTimeout: number };
 
 /** Messages from a worker. */
 export type WorkerReport =
-  | { kind: "ready"; stats: StatsSnapshot }
-  | { kind: "stats"; stats: StatsSnapshot }
-  | { kind: "stopped"; stats: StatsSnapshot }
+  | { kind: "ready"; stats: Snapshot }
+  | { kind: "stats"; stats: Snapshot }
+  | { kind: "stopped"; stats: Snapshot }
   | { kind: "failed"; error: string };
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
@@ -75,7 +75,7 @@ export async function startPool(
   for (const listener of probe.listeners) listener.close();
 
   const memory = sharedAdmissionMemory();
-  const latest: StatsSnapshot[] = [];
+  const latest: Snapshot[] = [];
   const workers: Worker[] = [];
   const stopped: Promise<void>[] = [];
   const ready: Promise<void>[] = [];

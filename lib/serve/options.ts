@@ -1,0 +1,104 @@
+/**
+ * What a server can be told, its defaults, and what it gives back: the
+ * vocabulary shared by the server, its workers and the command line.
+ *
+ * @module
+ */
+
+import type { SecureContext } from "node:tls";
+import type { AccessListOptions, Cidr } from "./acl.ts";
+import type { AdmissionOptions, Admitter } from "./admission.ts";
+import type { BindOptions, StackMode } from "./listen.ts";
+import type { StatsSource } from "./stats.ts";
+
+/** Everything {@linkcode serve} can be told; `0` disables a limit. */
+export interface ServeOptions extends BindOptions, AdmissionOptions {
+  /**
+   * Milliseconds with no byte in either direction before a connection is closed.
+   * @default {300000}
+   */
+  idleTimeout?: number;
+  /**
+   * Milliseconds after which any connection is closed.
+   * @default {3600000}
+   */
+  maxLifetime?: number;
+  /**
+   * Buffers of the echo loop: the size a connection idles with, and the
+   * size and number of the large buffers lent to bursts.
+   * @default {{ minBuffer: 1024, maxBuffer: 65024, poolBuffers: 256 }}
+   */
+  buffers?: { minBuffer?: number; maxBuffer?: number; poolBuffers?: number };
+  /**
+   * Admission to use instead of a private one, e.g. one shared by workers.
+   * @default {an Admission with maxConns and maxConnsPerIp}
+   */
+  admission?: Admitter;
+  /**
+   * Who may connect (`--allow`, `--deny`).
+   * @default {everyone}
+   */
+  access?: AccessListOptions;
+  /**
+   * New connections per second allowed from one address (token bucket); 0 for no limit.
+   * @default {0}
+   */
+  acceptRate?: number;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) from these proxies, and
+   * treat the client it names as the peer.
+   * @default {undefined}
+   */
+  proxyProtocol?: { trusted: Cidr[] };
+  /**
+   * Serve TLS with this certificate and key (from `secureContext` in
+   * `tls.ts`): on `port` when `tls.port` is not given, otherwise on
+   * `tls.port` beside plain TCP on `port`. `handshakeTimeout`: milliseconds
+   * a client has to complete the handshake (default 5000).
+   * @default {undefined}
+   */
+  tls?: { context: SecureContext; port?: number; handshakeTimeout?: number };
+}
+
+/** Default idle timeout: five minutes. */
+export const DEFAULT_IDLE_TIMEOUT = 300_000;
+
+/** Default maximum connection lifetime: one hour. */
+export const DEFAULT_MAX_LIFETIME = 3_600_000;
+
+/** Default time a client has to complete the TLS handshake: five seconds. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
+
+/** Default time open connections get to finish on shutdown: ten seconds. */
+export const DEFAULT_DRAIN_TIMEOUT = 10_000;
+
+/** How {@linkcode Server.shutdown} treats open connections. */
+export interface ShutdownOptions {
+  /**
+   * Milliseconds open connections get to finish before they are closed.
+   * A second call with 0 cuts a running drain short.
+   * @default {10000}
+   */
+  drainTimeout?: number;
+}
+
+/** A running echo server. */
+export interface Server {
+  /** Bound addresses, as `[::]:40007` and `0.0.0.0:40007`. */
+  readonly addresses: string[];
+  /** The port all listeners share (useful with port 0). */
+  readonly port: number;
+  /** The TLS port, when TLS is served apart from `port`. */
+  readonly tlsPort?: number;
+  /** How the listeners cover IPv4 and IPv6. */
+  readonly mode: StackMode;
+  /** Why IPv6 is not served, when `mode` is `ipv4-only`. */
+  readonly ipv6Error?: string;
+  /** Live counters. */
+  readonly stats: StatsSource;
+  /**
+   * Stops accepting, lets open connections drain, closes what is left, and
+   * resolves when every connection is closed.
+   */
+  shutdown(options?: ShutdownOptions): Promise<void>;
+}
