@@ -31,7 +31,7 @@ async function main(args: string[]): Promise<number> {
     case "client":
       return await (await import("./lib/client/mod.ts")).runClient(command.config);
     case "bench":
-      return await (await import("./lib/bench/mod.ts")).runBenchCommand(command.config);
+      return await (await import("./lib/bench/mod.ts")).runBench(command.config);
     case "service":
       return await (await import("./lib/service/mod.ts")).runService(command.config);
   }

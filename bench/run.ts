@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type BenchOptions, runBench } from "../lib/bench/runner.ts";
+import { benchmark, type BenchOptions } from "../lib/bench/runner.ts";
 import { VERSION } from "../lib/version.ts";
 
 interface Peer {
@@ -198,7 +198,7 @@ if (!values.only || values.only.split(",").includes("hold")) {
       try {
         const before = await rss(server.child.pid);
         let during = 0;
-        const report = await runBench({
+        const report = await benchmark({
           host: "127.0.0.1",
           port: server.port,
           mode: "hold",
@@ -311,7 +311,7 @@ async function measure(server: Running, c: Case): Promise<Sample> {
   // Server CPU over the measured window only, not the warm-up.
   let cpuAtStart = Promise.resolve(0);
   let cpuAtEnd = Promise.resolve(0);
-  const report = await runBench({
+  const report = await benchmark({
     ...options,
     onPhase(phase) {
       if (phase === "measuring") cpuAtStart = cpuSeconds(server.child.pid);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BenchOptions, type BenchReport, mergeReports, runBench } from "./runner.ts";
+import { benchmark, type BenchOptions, type BenchReport, mergeReports } from "./runner.ts";
 import { formatReport, htmlReport } from "./report.ts";
 import type { WorkerRequest } from "./worker.ts";
 import type { BenchConfig } from "../cli/mod.ts";
@@ -14,7 +14,7 @@ import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
 
 /** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
-export async function runBenchCommand(config: BenchConfig): Promise<number> {
+export async function runBench(config: BenchConfig): Promise<number> {
   if (config.html !== undefined) {
     requirePermission(`--html ${config.html}`, [{ name: "write", path: config.html }]);
   }
@@ -34,7 +34,7 @@ export async function runBenchCommand(config: BenchConfig): Promise<number> {
   const live = Deno.stderr.isTerminal();
   const report = config.workers > 1
     ? await inWorkers(options, config.workers)
-    : await runBench({ ...options, onProgress: live ? showProgress : undefined });
+    : await benchmark({ ...options, onProgress: live ? showProgress : undefined });
   if (live) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
   console.log(config.json ? JSON.stringify(report, null, 2) : formatReport(report));
   if (config.html !== undefined) {

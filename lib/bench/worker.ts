@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type BenchOptions, runBench } from "./runner.ts";
+import { benchmark, type BenchOptions } from "./runner.ts";
 
 /** The message the worker receives: bench options without callbacks. */
 export type WorkerRequest = Omit<BenchOptions, "onHeld" | "onProgress" | "onPhase">;
@@ -19,7 +19,7 @@ const scope = self as unknown as {
 
 scope.onmessage = async function onRequest(event) {
   try {
-    scope.postMessage({ report: await runBench(event.data) });
+    scope.postMessage({ report: await benchmark(event.data) });
   } catch (error) {
     scope.postMessage({ error: (error as Error).message });
   }

@@ -1,0 +1,316 @@
+/**
+ * The load of each bench mode, one connection's loop each: `rr`
+ * (request/response), `stream` (bulk, a window in flight), `connect`
+ * (open, echo one byte, close) and `hold` (open and keep). Every byte sent
+ * is cut from a shared pseudo-random pattern at the connection's own offset
+ * and compared when it comes back.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { closeQuietly, writeAll } from "../net.ts";
+import { BenchFailure, kindOf, type Measurement } from "./measure.ts";
+import type { BenchOptions } from "./runner.ts";
+
+/** The pattern's period. */
+export const PATTERN_PERIOD = 65_521; // prime, so offsets of different connections never line up
+
+// One pattern for every connection; each starts at its own offset.
+let patternCache: Uint8Array | undefined;
+
+function sharedPattern(maxChunk: number): Uint8Array {
+  if (patternCache === undefined || patternCache.length < PATTERN_PERIOD + maxChunk) {
+    const length = PATTERN_PERIOD + Math.max(maxChunk, 1 << 20);
+    const out = new Uint8Array(length);
+    let x = 0x9e3779b9;
+    for (let i = 0; i < PATTERN_PERIOD; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = x & 0xff;
+    }
+    // Repeat, so any window of up to `length - PERIOD` bytes is contiguous.
+    for (let i = PATTERN_PERIOD; i < length; i++) out[i] = out[i - PATTERN_PERIOD];
+    patternCache = out;
+  }
+  return patternCache;
+}
+
+/**
+ * When each operation is due: at once in closed loop (rate 0), else every
+ * 1/rate seconds from the start, whether or not the previous one is done;
+ * latency is then counted from the due time (no coordinated omission).
+ */
+class Pace {
+  #interval: number;
+  #began = performance.now();
+  #sent = 0;
+
+  constructor(perSecond: number) {
+    this.#interval = perSecond > 0 ? 1_000 / perSecond : 0;
+  }
+
+  /** Waits until the next operation is due; returns the time it was due. */
+  async next(): Promise<number> {
+    const now = performance.now();
+    if (this.#interval === 0) return now;
+    const due = this.#began + this.#sent++ * this.#interval;
+    if (due > now) await delay(due - now);
+    return due;
+  }
+}
+
+/** `rr`: send a message, wait for its echo, compare, repeat (reconnecting after a failure). */
+export async function rrLoop(
+  options: BenchOptions,
+  m: Measurement,
+  cfg: { size: number; offset: number; perConnRate: number; count: number },
+): Promise<void> {
+  const pattern = sharedPattern(cfg.size);
+  const received = new Uint8Array(cfg.size);
+  let at = cfg.offset;
+  while (!m.stopped) {
+    const conn = await reconnect(options, m);
+    if (conn === undefined) continue;
+    const pace = new Pace(cfg.perConnRate);
+    try {
+      while (!m.stopped && !m.reached(cfg.count)) {
+        const startedAt = await pace.next();
+        const sent = pattern.subarray(at, at + cfg.size);
+        await writeAll(conn, sent);
+        await readExactly(conn, received);
+        if (Buffer.compare(received, sent) !== 0) {
+          throw new BenchFailure("mismatch", "echoed bytes differ from those sent");
+        }
+        at = (at + cfg.size) % PATTERN_PERIOD;
+        m.record(startedAt, cfg.size);
+      }
+    } catch (error) {
+      if (!m.stopped) m.fail(kindOf(error));
+      at = cfg.offset;
+    } finally {
+      closeQuietly(conn);
+    }
+  }
+}
+
+/** `stream`: keep `window` bytes in flight, compare all that comes back. */
+export async function streamLoop(
+  options: BenchOptions,
+  m: Measurement,
+  cfg: { size: number; offset: number; window?: number },
+): Promise<void> {
+  const window = Math.max(cfg.window ?? 262_144, cfg.size);
+  const pattern = sharedPattern(Math.max(cfg.size, window));
+  const buf = new Uint8Array(Math.max(cfg.size, 65_536));
+  while (!m.stopped) {
+    const conn = await reconnect(options, m);
+    if (conn === undefined) continue;
+    let failure: unknown;
+    const flow = { sent: 0, got: 0, done: false, wake: undefined as (() => void) | undefined };
+    // The writer keeps up to `window` bytes in flight, then half-closes
+    // when the run stops: the echo must then deliver the rest and close.
+    const writer = (async () => {
+      let at = cfg.offset;
+      while (!m.stopped && !flow.done) {
+        if (flow.sent - flow.got + cfg.size > window) {
+          await new Promise<void>((resolve) => (flow.wake = resolve));
+          continue;
+        }
+        await writeAll(conn, pattern.subarray(at, at + cfg.size));
+        flow.sent += cfg.size;
+        at = (at + cfg.size) % PATTERN_PERIOD;
+      }
+      if (!flow.done) await conn.closeWrite();
+    })().catch((error) => {
+      // The reader sees the same failure or is told by `done`; keep the first cause.
+      failure ??= error;
+      flow.done = true;
+    });
+    try {
+      let expectAt = cfg.offset;
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) {
+          if (flow.got < flow.sent) {
+            throw new BenchFailure("early-close", "server closed before echoing all");
+          }
+          break;
+        }
+        if (Buffer.compare(buf.subarray(0, n), pattern.subarray(expectAt, expectAt + n)) !== 0) {
+          throw new BenchFailure("mismatch", "echoed bytes differ from those sent");
+        }
+        expectAt = (expectAt + n) % PATTERN_PERIOD;
+        flow.got += n;
+        if (m.measuring) m.verifiedBytes += n;
+        const wake = flow.wake;
+        flow.wake = undefined;
+        wake?.();
+      }
+    } catch (error) {
+      failure = error;
+    }
+    flow.done = true;
+    closeQuietly(conn);
+    flow.wake?.();
+    await writer;
+    if (failure !== undefined) m.fail(kindOf(failure));
+  }
+}
+
+/** `connect`: open, echo one byte, close, repeat. */
+export async function connectLoop(
+  options: BenchOptions,
+  m: Measurement,
+  cfg: { offset: number; perConnRate: number; count: number },
+): Promise<void> {
+  const pattern = sharedPattern(1);
+  const one = new Uint8Array(1);
+  const pace = new Pace(cfg.perConnRate);
+  let at = cfg.offset;
+  while (!m.stopped && !m.reached(cfg.count)) {
+    const startedAt = await pace.next();
+    let conn: Deno.Conn | undefined;
+    try {
+      conn = await open(options);
+      const sent = pattern.subarray(at, at + 1);
+      await writeAll(conn, sent);
+      await readExactly(conn, one);
+      if (one[0] !== sent[0]) throw new BenchFailure("mismatch", "echoed byte differs");
+      at = (at + 1) % PATTERN_PERIOD;
+      m.record(startedAt, 1);
+    } catch (error) {
+      if (!m.stopped) m.fail(kindOf(error));
+    } finally {
+      if (conn) closeQuietly(conn);
+    }
+  }
+}
+
+/** `hold`: open one connection, echo one byte, keep it until released. */
+export async function holdOne(
+  options: BenchOptions,
+  m: Measurement,
+  cfg: { offset: number; ready: () => void; released: Promise<void>; gate: OpenLimit },
+): Promise<void> {
+  const pattern = sharedPattern(1);
+  const one = new Uint8Array(1);
+  const startedAt = performance.now();
+  let conn: Deno.Conn | undefined;
+  try {
+    await cfg.gate.enter();
+    try {
+      conn = await openWithRetry(options, m);
+    } finally {
+      cfg.gate.leave();
+    }
+    const sent = pattern.subarray(cfg.offset, cfg.offset + 1);
+    await writeAll(conn, sent);
+    await readExactly(conn, one);
+    if (one[0] !== sent[0]) throw new BenchFailure("mismatch", "echoed byte differs");
+    m.record(startedAt, 1);
+  } catch (error) {
+    m.fail(kindOf(error));
+    if (conn) closeQuietly(conn);
+    conn = undefined;
+  }
+  cfg.ready();
+  await cfg.released;
+  if (conn) closeQuietly(conn);
+}
+
+/** Lets at most `limit` opens through at once, so thousands of them do not flood the backlog. */
+export class OpenLimit {
+  #free: number;
+  #queue: (() => void)[] = [];
+
+  /** Creates a limit of `limit` at once. */
+  constructor(limit: number) {
+    this.#free = limit;
+  }
+
+  /** Waits for a turn. */
+  async enter(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#queue.push(resolve));
+  }
+
+  /** Ends a turn. */
+  leave(): void {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+// Opening thousands of connections at once overflows the listen backlog;
+// a few tries with a short pause ride that out.
+async function openWithRetry(options: BenchOptions, m: Measurement): Promise<Deno.Conn> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await open(options);
+    } catch (error) {
+      if (attempt >= 5 || m.stopped) throw error;
+      await delay(50 * (attempt + 1));
+    }
+  }
+}
+
+/** Opens a connection for a loop that keeps going, or counts why not and pauses briefly. */
+async function reconnect(options: BenchOptions, m: Measurement): Promise<Deno.Conn | undefined> {
+  try {
+    return await open(options);
+  } catch (error) {
+    m.fail(kindOf(error));
+    await delay(100);
+    return undefined;
+  }
+}
+
+/** Opens a connection or throws a {@linkcode BenchFailure} that says why not. */
+export async function open(options: BenchOptions): Promise<Deno.TcpConn> {
+  const timeout = options.connectTimeout ?? 5_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname: options.host, port: options.port });
+  try {
+    const conn = await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new BenchFailure("timeout", `no answer within ${timeout} ms`)),
+          timeout,
+        );
+      }),
+    ]);
+    conn.setNoDelay(true);
+    return conn;
+  } catch (error) {
+    connecting.then((c) => c.close(), () => {});
+    if (error instanceof BenchFailure) throw error;
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new BenchFailure(
+        "refused",
+        "connection refused",
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readExactly(conn: Deno.Conn, into: Uint8Array): Promise<void> {
+  for (let got = 0; got < into.length;) {
+    const n = await conn.read(got === 0 ? into : into.subarray(got));
+    if (n === null) throw new BenchFailure("early-close", "server closed before echoing all");
+    got += n;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
