@@ -6,7 +6,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "../service/definitions.ts";
+import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "../service/spec.ts";
 import { type CommandSpec, HELP, hint, type OptionValues, readOptions } from "./options.ts";
 import { SERVE, type ServeConfig, serveConfig } from "./serve.ts";
 
