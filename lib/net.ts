@@ -5,6 +5,14 @@
  * @module
  */
 
+/** A host and port to connect to. */
+export interface Target {
+  /** Host name or IP address (no brackets). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
 /** `hostname:port`, with an IPv6 address in brackets: `[::1]:7`, `127.0.0.1:7`. */
 export function hostPort(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;

@@ -8,7 +8,7 @@
 import { benchmark, type BenchOptions, type BenchReport, mergeReports } from "./runner.ts";
 import { formatReport, htmlReport } from "./report.ts";
 import type { WorkerRequest } from "./worker.ts";
-import type { BenchConfig } from "../cli/mod.ts";
+import type { BenchConfig } from "./options.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";

@@ -11,7 +11,7 @@
 import { Buffer } from "node:buffer";
 import { closeQuietly, writeAll } from "../net.ts";
 import { BenchFailure, kindOf, type Measurement } from "./measure.ts";
-import type { BenchOptions } from "./runner.ts";
+import type { BenchOptions } from "./options.ts";
 
 /** The pattern's period. */
 export const PATTERN_PERIOD = 65_521; // prime, so offsets of different connections never line up

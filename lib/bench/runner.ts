@@ -15,7 +15,8 @@
 import * as hdr from "hdr-histogram-js";
 import { RuntimeError } from "../errors.ts";
 import { hostPort } from "../net.ts";
-import { type BenchMode, type BenchReport, Measurement, round, summarize } from "./measure.ts";
+import { type BenchReport, Measurement, round, summarize } from "./measure.ts";
+import type { BenchOptions } from "./options.ts";
 import {
   connectLoop,
   holdOne,
@@ -27,75 +28,10 @@ import {
 } from "./modes.ts";
 
 export type { BenchErrorKind, BenchMode, BenchReport, LatencySummary } from "./measure.ts";
+export type { BenchOptions, BenchProgress } from "./options.ts";
 export { mergeReports, percentileCurve } from "./measure.ts";
 
-/** How to load the target. */
-export interface BenchOptions {
-  /** Target host name or address. */
-  host: string;
-  /** Target port. */
-  port: number;
-  /**
-   * `rr`: request/response; `stream`: bulk throughput; `connect`: open, echo 1 byte, close;
-   * `hold`: open connections and keep them.
-   * @default {"rr"}
-   */
-  mode?: BenchMode;
-  /**
-   * Concurrent connections.
-   * @default {50}
-   */
-  connections?: number;
-  /**
-   * Bytes per message (rr) or per write (stream).
-   * @default {512 for rr, 65536 for stream}
-   */
-  size?: number;
-  /**
-   * Stream mode: most bytes in flight per connection.
-   * @default {262144}
-   */
-  window?: number;
-  /**
-   * Milliseconds of measurement, after the warm-up.
-   * @default {10000}
-   */
-  duration?: number;
-  /**
-   * Stop after this many messages (rr) or connections (connect) instead of after `duration`.
-   * @default {0}
-   */
-  count?: number;
-  /**
-   * Open loop: messages (rr) or connections (connect) per second, across all connections.
-   * 0 runs closed loop, each connection as fast as the server answers.
-   * @default {0}
-   */
-  rate?: number;
-  /**
-   * Milliseconds of load before measuring starts.
-   * @default {1000}
-   */
-  warmup?: number;
-  /**
-   * Milliseconds to wait for a connection to open.
-   * @default {5000}
-   */
-  connectTimeout?: number;
-  /**
-   * Hold mode: called once every connection is open and has echoed; the
-   * connections stay open until it resolves (or `duration` passes if it is not given).
-   */
-  onHeld?: (open: number) => Promise<void>;
-  /** Called when measuring starts (after the warm-up) and when it ends. */
-  onPhase?: (phase: "measuring" | "done") => void;
-  /** Called about once a second while measuring. */
-  onProgress?: (progress: BenchProgress) => void;
-}
-
-/** A progress sample. */
-export interface BenchProgress {
-  /** Milliseconds measured so far. */
+/** Milliseconds measured so far. */
   elapsedMs: number;
   /** Messages (rr), connections (connect, hold) or bytes (stream) completed so far. */
   done: number;

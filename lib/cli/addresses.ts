@@ -11,14 +11,7 @@ import { UsageError } from "../errors.ts";
 import { canonicalIp } from "../ip.ts";
 import { type Cidr, parseCidr } from "../serve/acl.ts";
 import { DEFAULT_PORT } from "../serve/listen.ts";
-
-/** A host and port to connect to. */
-export interface Target {
-  /** Host name or IP address (no brackets). */
-  host: string;
-  /** TCP port. */
-  port: number;
-}
+import type { Target } from "../net.ts";
 
 /**
  * Parses `HOST:PORT`, `[IPv6]:PORT`, or a bare host or IPv6 address (port

@@ -4,40 +4,11 @@
  * @module
  */
 
-import type { BenchMode } from "../bench/runner.ts";
+import type { BenchMode } from "../bench/measure.ts";
+import type { BenchConfig } from "../bench/options.ts";
 import { UsageError } from "../errors.ts";
-import type { Target } from "./addresses.ts";
+import type { Target } from "../net.ts";
 import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
-
-/** Everything the `bench` command runs with. */
-export interface BenchConfig {
-  /** Where to send load. */
-  target: Target;
-  /** What to measure. */
-  mode: BenchMode;
-  /** Concurrent connections. */
-  connections: number;
-  /** Message (rr) or write (stream) size in bytes. */
-  size: number;
-  /** Stream mode: bytes in flight per connection. */
-  window: number;
-  /** Milliseconds to measure. */
-  duration: number;
-  /** Messages or connections to complete instead of a duration; 0 for none. */
-  count: number;
-  /** Open-loop rate per second; 0 for closed loop. */
-  rate: number;
-  /** Milliseconds of warm-up. */
-  warmup: number;
-  /** Web Workers to spread the connections over. */
-  workers: number;
-  /** Milliseconds to wait for each connection. */
-  connectTimeout: number;
-  /** Print the report as JSON. */
-  json: boolean;
-  /** Write an HTML report to this file. */
-  html?: string;
-}
 
 /** The bench command's options. */
 export const BENCH: CommandSpec = {

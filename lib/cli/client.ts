@@ -6,18 +6,9 @@
 
 import { isIP } from "node:net";
 import { UsageError } from "../errors.ts";
-import type { Target } from "./addresses.ts";
+import type { ClientConfig } from "../client/mod.ts";
+import type { Target } from "../net.ts";
 import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
-
-/** Everything the `client` command runs with. */
-export interface ClientConfig {
-  /** Where to connect. */
-  target: Target;
-  /** Address family to force when `target.host` is a name. */
-  family?: 4 | 6;
-  /** Milliseconds to wait for the connection. */
-  connectTimeout: number;
-}
 
 /** The client command's options. */
 export const CLIENT: CommandSpec = {

@@ -11,16 +11,19 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { parseTarget, type Target } from "./addresses.ts";
-import { BENCH, type BenchConfig, benchConfig } from "./bench.ts";
-import { CLIENT, type ClientConfig, clientConfig } from "./client.ts";
+import type { BenchConfig } from "../bench/options.ts";
+import type { ClientConfig } from "../client/mod.ts";
+import type { Target } from "../net.ts";
+import type { ServeConfig } from "../serve/options.ts";
+import type { ServiceConfig } from "../service/spec.ts";
+import { parseTarget } from "./addresses.ts";
+import { BENCH, benchConfig } from "./bench.ts";
+import { CLIENT, clientConfig } from "./client.ts";
 import { helpText } from "./help.ts";
 import { type CommandSpec, hint, readOptions } from "./options.ts";
-import { SERVE, type ServeConfig, serveConfig } from "./serve.ts";
-import { SERVICE, type ServiceConfig, serviceConfig } from "./service.ts";
+import { SERVE, serveConfig } from "./serve.ts";
+import { SERVICE, serviceConfig } from "./service.ts";
 
-export type { BenchConfig, ClientConfig, ServeConfig, ServiceConfig, Target };
-export type { ServiceAction } from "./service.ts";
 export { parseTarget };
 
 /** What the command line asks for. */

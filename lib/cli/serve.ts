@@ -5,7 +5,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogOptions } from "../log.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
 import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "../serve/admission.ts";
 import { DEFAULT_PORT } from "../serve/listen.ts";
 import {
@@ -13,33 +13,13 @@ import {
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_LIFETIME,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-  type ServeOptions,
+  type ServeConfig,
 } from "../serve/options.ts";
 import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
 import { formatDuration } from "../units.ts";
-import { parseBlock, parseHosts, parseMetricsTarget, parsePort, type Target } from "./addresses.ts";
+import { parseBlock, parseHosts, parseMetricsTarget, parsePort } from "./addresses.ts";
 import { type CommandSpec, HELP, type OptionValues } from "./options.ts";
-
-/** Everything the `serve` command runs with. */
-export interface ServeConfig {
-  /** Options for the server itself. */
-  server: ServeOptions;
-  /** Milliseconds open connections get to finish on SIGINT/SIGTERM. */
-  drainTimeout: number;
-  /** Milliseconds between stats lines; 0 for none. */
-  statsInterval: number;
-  /** Where and how to log. */
-  log: LogOptions;
-  /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
-  workers: number;
-  /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
-  tls?: { certFile: string; keyFile: string; port?: number; handshakeTimeout: number };
-  /** Where to serve /metrics and /healthz. */
-  metrics?: Target;
-  /** UDP echo, when asked for, with its rates (per source, in all). */
-  udp?: { rate: number; maxRate: number };
-}
 
 /** The serve command's options. */
 export const SERVE: CommandSpec = {

@@ -6,26 +6,15 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { hostServiceKind, SERVICE_KINDS, type ServiceKind } from "../service/spec.ts";
+import {
+  hostServiceKind,
+  SERVICE_KINDS,
+  type ServiceAction,
+  type ServiceConfig,
+  type ServiceKind,
+} from "../service/spec.ts";
 import { type CommandSpec, HELP, hint, type OptionValues, readOptions } from "./options.ts";
-import { SERVE, type ServeConfig, serveConfig } from "./serve.ts";
-
-/** What `echod service` can do. */
-export type ServiceAction = "install" | "uninstall" | "status" | "print";
-
-/** Everything the `service` command runs with. */
-export interface ServiceConfig {
-  /** What to do. */
-  action: ServiceAction;
-  /** Which service manager (for `print`, any; otherwise this host's). */
-  kind: ServiceKind;
-  /** The serve options the service runs with, as given after `--`. */
-  serveArgs: string[];
-  /** Those options, parsed. */
-  serve: ServeConfig;
-  /** systemd only: install into this root directory instead of the running system. */
-  root?: string;
-}
+import { SERVE, serveConfig } from "./serve.ts";
 
 /** The service command's options. */
 export const SERVICE: CommandSpec = {

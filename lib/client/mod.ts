@@ -7,10 +7,19 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { ClientConfig } from "../cli/mod.ts";
 import { RuntimeError } from "../errors.ts";
 import { hostPort, writeAll } from "../net.ts";
 import { formatDuration } from "../units.ts";
+
+/** Everything the `client` command runs with. */
+export interface ClientConfig {
+  /** Where to connect. */
+  target: Target;
+  /** Address family to force when `target.host` is a name. */
+  family?: 4 | 6;
+  /** Milliseconds to wait for the connection. */
+  connectTimeout: number;
+}
 
 /**
  * Connects, copies stdin to the server until stdin ends, then closes its

@@ -8,7 +8,7 @@
  */
 
 import { AccessList } from "./acl.ts";
-import type { ServeConfig } from "../cli/mod.ts";
+import type { ServeConfig } from "./options.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";

@@ -10,6 +10,8 @@ import type { AccessListOptions, Cidr } from "./acl.ts";
 import type { AdmissionOptions, Admitter } from "./admission.ts";
 import type { BindOptions, StackMode } from "./listen.ts";
 import type { StatsSource } from "./stats.ts";
+import type { LogOptions } from "../log.ts";
+import type { Target } from "../net.ts";
 
 /** Everything {@linkcode serve} can be told; `0` disables a limit. */
 export interface ServeOptions extends BindOptions, AdmissionOptions {
@@ -101,4 +103,24 @@ export interface Server {
    * resolves when every connection is closed.
    */
   shutdown(options?: ShutdownOptions): Promise<void>;
+}
+
+/** Everything the `serve` command runs with. */
+export interface ServeConfig {
+  /** Options for the server itself. */
+  server: ServeOptions;
+  /** Milliseconds open connections get to finish on SIGINT/SIGTERM. */
+  drainTimeout: number;
+  /** Milliseconds between stats lines; 0 for none. */
+  statsInterval: number;
+  /** Where and how to log. */
+  log: LogOptions;
+  /** Worker threads, each with its own SO_REUSEPORT listener; 1 serves in the main thread. */
+  workers: number;
+  /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
+  tls?: { certFile: string; keyFile: string; port?: number; handshakeTimeout: number };
+  /** Where to serve /metrics and /healthz. */
+  metrics?: Target;
+  /** UDP echo, when asked for, with its rates (per source, in all). */
+  udp?: { rate: number; maxRate: number };
 }

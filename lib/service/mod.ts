@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ServiceConfig } from "../cli/service.ts";
+import type { ServiceConfig } from "./spec.ts";
 import { launchd, renderLaunchdPlist } from "./launchd.ts";
 import { type ServiceKind, type ServiceSpec, serviceSpec } from "./spec.ts";
 import { renderSystemdUnit, systemd } from "./systemd.ts";

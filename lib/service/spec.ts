@@ -7,7 +7,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import type { ServeConfig } from "../cli/serve.ts";
+import type { ServeConfig } from "../serve/options.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_MAX_CONNS } from "../serve/admission.ts";
 import { DEFAULT_PORT } from "../serve/listen.ts";
@@ -59,6 +59,23 @@ export interface ServiceSpec {
    * binary; Deno then needs a module cache the service may write.
    */
   viaDeno?: boolean;
+}
+
+/** What `echod service` can do. */
+export type ServiceAction = "install" | "uninstall" | "status" | "print";
+
+/** Everything the `service` command runs with. */
+export interface ServiceConfig {
+  /** What to do. */
+  action: ServiceAction;
+  /** Which service manager (for `print`, any; otherwise this host's). */
+  kind: ServiceKind;
+  /** The serve options the service runs with, as given after `--`. */
+  serveArgs: string[];
+  /** Those options, parsed. */
+  serve: ServeConfig;
+  /** systemd only: install into this root directory instead of the running system. */
+  root?: string;
 }
 
 /** The kind of service manager this host uses. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ServiceConfig } from "../cli/service.ts";
+import type { ServiceConfig } from "./spec.ts";
 import {
   CREDENTIALS_DIR,
   descriptorLimit,

@@ -5,14 +5,8 @@
  * @module
  */
 
-import type { ServiceConfig } from "../cli/service.ts";
-import {
-  parentDir,
-  SERVICE_NAME,
-  type ServiceSpec,
-  WINDOWS_LOG_FILE,
-  xmlEscape,
-} from "./spec.ts";
+import type { ServiceConfig } from "./spec.ts";
+import { parentDir, SERVICE_NAME, type ServiceSpec, WINDOWS_LOG_FILE, xmlEscape } from "./spec.ts";
 import { manage, needPermissions, passThrough } from "./system.ts";
 
 /** The Task Scheduler definition (XML) the Windows script registers. */

@@ -1,0 +1,105 @@
+/**
+ * How to load the target: the options of one bench run.
+ *
+ * @module
+ */
+
+import type { Target } from "../net.ts";
+import type { BenchMode } from "./measure.ts";
+
+/** How to load the target. */
+export interface BenchOptions {
+  /** Target host name or address. */
+  host: string;
+  /** Target port. */
+  port: number;
+  /**
+   * `rr`: request/response; `stream`: bulk throughput; `connect`: open, echo 1 byte, close;
+   * `hold`: open connections and keep them.
+   * @default {"rr"}
+   */
+  mode?: BenchMode;
+  /**
+   * Concurrent connections.
+   * @default {50}
+   */
+  connections?: number;
+  /**
+   * Bytes per message (rr) or per write (stream).
+   * @default {512 for rr, 65536 for stream}
+   */
+  size?: number;
+  /**
+   * Stream mode: most bytes in flight per connection.
+   * @default {262144}
+   */
+  window?: number;
+  /**
+   * Milliseconds of measurement, after the warm-up.
+   * @default {10000}
+   */
+  duration?: number;
+  /**
+   * Stop after this many messages (rr) or connections (connect) instead of after `duration`.
+   * @default {0}
+   */
+  count?: number;
+  /**
+   * Open loop: messages (rr) or connections (connect) per second, across all connections.
+   * 0 runs closed loop, each connection as fast as the server answers.
+   * @default {0}
+   */
+  rate?: number;
+  /**
+   * Milliseconds of load before measuring starts.
+   * @default {1000}
+   */
+  warmup?: number;
+  /**
+   * Milliseconds to wait for a connection to open.
+   * @default {5000}
+   */
+  connectTimeout?: number;
+  /**
+   * Hold mode: called once every connection is open and has echoed; the
+   * connections stay open until it resolves (or `duration` passes if it is not given).
+   */
+  onHeld?: (open: number) => Promise<void>;
+  /** Called when measuring starts (after the warm-up) and when it ends. */
+  onPhase?: (phase: "measuring" | "done") => void;
+  /** Called about once a second while measuring. */
+  onProgress?: (progress: BenchProgress) => void;
+}
+
+/** A progress sample. */
+export interface BenchProgress {
+
+/** Everything the `bench` command runs with. */
+export interface BenchConfig {
+  /** Where to send load. */
+  target: Target;
+  /** What to measure. */
+  mode: BenchMode;
+  /** Concurrent connections. */
+  connections: number;
+  /** Message (rr) or write (stream) size in bytes. */
+  size: number;
+  /** Stream mode: bytes in flight per connection. */
+  window: number;
+  /** Milliseconds to measure. */
+  duration: number;
+  /** Messages or connections to complete instead of a duration; 0 for none. */
+  count: number;
+  /** Open-loop rate per second; 0 for closed loop. */
+  rate: number;
+  /** Milliseconds of warm-up. */
+  warmup: number;
+  /** Web Workers to spread the connections over. */
+  workers: number;
+  /** Milliseconds to wait for each connection. */
+  connectTimeout: number;
+  /** Print the report as JSON. */
+  json: boolean;
+  /** Write an HTML report to this file. */
+  html?: string;
+}
