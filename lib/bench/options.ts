@@ -73,6 +73,13 @@ export interface BenchOptions {
 
 /** A progress sample. */
 export interface BenchProgress {
+  /** Milliseconds measured so far. */
+  elapsedMs: number;
+  /** Messages (rr), connections (connect, hold) or bytes (stream) completed so far. */
+  done: number;
+  /** Errors so far. */
+  errors: number;
+}
 
 /** Everything the `bench` command runs with. */
 export interface BenchConfig {

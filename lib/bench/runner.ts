@@ -31,14 +31,6 @@ export type { BenchErrorKind, BenchMode, BenchReport, LatencySummary } from "./m
 export type { BenchOptions, BenchProgress } from "./options.ts";
 export { mergeReports, percentileCurve } from "./measure.ts";
 
-/** Milliseconds measured so far. */
-  elapsedMs: number;
-  /** Messages (rr), connections (connect, hold) or bytes (stream) completed so far. */
-  done: number;
-  /** Errors so far. */
-  errors: number;
-}
-
 /**
  * Runs one benchmark in this thread and returns what it measured. Throws
  * only when the target cannot be reached at all.

@@ -8,7 +8,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { RuntimeError } from "../errors.ts";
-import { hostPort, writeAll } from "../net.ts";
+import { hostPort, type Target, writeAll } from "../net.ts";
 import { formatDuration } from "../units.ts";
 
 /** Everything the `client` command runs with. */
