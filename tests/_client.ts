@@ -97,3 +97,8 @@ export function closeQuietly(conn: Deno.Conn): void {
     // Already closed.
   }
 }
+
+/** A UDP socket on `hostname` (port 0: any free one). */
+export function udpSocket(hostname: string, port = 0): Deno.DatagramConn {
+  return Deno.listenDatagram({ hostname, port, transport: "udp" });
+}

@@ -255,3 +255,27 @@ Deno.test("parseCommandLine: --help and --version win over other options", () =>
   assert.deepEqual(parseCommandLine(["-V"]), { kind: "version" });
   assert.throws(() => parseCommandLine(["--nope", "--help"]), UsageError);
 });
+
+Deno.test("option errors of the extras: one line each", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["--allow", "10.0.0.0/33"],
+        "--allow 10.0.0.0/33 is not an address or CIDR block (e.g. 192.0.2.0/24, 2001:db8::/32)",
+      ],
+      [
+        ["--proxy-protocol"],
+        "--proxy-protocol needs at least one --trusted-proxy CIDR (your load balancers' addresses)",
+      ],
+      [["--trusted-proxy", "10.0.0.1"], "--trusted-proxy needs --proxy-protocol"],
+      [["--udp-rate", "5"], "--udp-rate needs --udp"],
+      [["--tls-port", "443"], "--tls-port needs --tls-cert and --tls-key"],
+      [["--metrics", "localhost:9100"], "--metrics localhost:9100: localhost is not an IP address"],
+      [["--accept-rate", "-1"], "--accept-rate must not be negative (got -1); 0 means no limit"],
+    ] as [string[], string][]
+  ) {
+    const { code, stderr } = await runEchod(args);
+    assert.equal(code, 2, args.join(" "));
+    assert.equal(stderr, `echod: ${message}\n`);
+  }
+});

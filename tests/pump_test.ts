@@ -43,13 +43,13 @@ async function run(
   return { conn, state, sizes: conn.offered.map((b) => b.length) };
 }
 
-Deno.test("pump: 512-byte messages stay on the 1 KiB buffer", async () => {
+Deno.test("pump() 512-byte messages stay on the 1 KiB buffer", async () => {
   const { sizes, conn } = await run(new Array(20).fill(512));
   assert.ok(sizes.every((s) => s === 1024), String(sizes));
   assert.equal(conn.written, 20 * 512);
 });
 
-Deno.test("pump: 1,500-byte messages settle on one 4 KiB buffer, reused, one read each", async () => {
+Deno.test("pump() 1,500-byte messages settle on one 4 KiB buffer, reused, one read each", async () => {
   const { conn, sizes } = await run(new Array(20).fill(1500));
   // First message: 1 KiB fills, a pooled buffer takes the rest; then one read per message.
   assert.deepEqual(sizes.slice(0, 3), [1024, 65_024, 4096]);
@@ -58,7 +58,7 @@ Deno.test("pump: 1,500-byte messages settle on one 4 KiB buffer, reused, one rea
   assert.ok(fours.every((b) => b === fours[0]), "the 4 KiB buffer was reallocated");
 });
 
-Deno.test("pump: a stream climbs to the pooled buffer, and its pause waits on 4 KiB at most", async () => {
+Deno.test("pump() a stream climbs to the pooled buffer, and its pause waits on 4 KiB at most", async () => {
   // A burst of 1 MiB arrives as fast as it is read, then the peer pauses
   // (the short read), then sends a little more.
   const pool = new BufferPool();
@@ -69,7 +69,7 @@ Deno.test("pump: a stream climbs to the pooled buffer, and its pause waits on 4 
   assert.equal(pool.lent, 0, "the pooled buffer went back at the pause");
 });
 
-Deno.test("pump: an idle connection waits on at most 4 KiB whatever it sent before", async () => {
+Deno.test("pump() an idle connection waits on at most 4 KiB whatever it sent before", async () => {
   for (const message of [64_000, 65_024 * 3 + 7, 1_000_000]) {
     const pool = new BufferPool();
     const { sizes } = await run([message, 10, 5000], undefined, pool);
@@ -80,7 +80,7 @@ Deno.test("pump: an idle connection waits on at most 4 KiB whatever it sent befo
   }
 });
 
-Deno.test("pump: pooled buffers are reused, and bounded: past the limit a burst goes on in 4 KiB", async () => {
+Deno.test("pump() pooled buffers are reused, and bounded: past the limit a burst goes on in 4 KiB", async () => {
   const pool = new BufferPool({ limit: 1 });
   const first = await run([200_000, 10, 200_000], undefined, pool);
   const big = first.conn.offered.filter((b) => b.length === 65_024);
@@ -93,7 +93,7 @@ Deno.test("pump: pooled buffers are reused, and bounded: past the limit a burst 
   assert.equal(pool.lent, 0);
 });
 
-Deno.test("pump: a connection that fails mid-burst gives its pooled buffer back", async () => {
+Deno.test("pump() a connection that fails mid-burst gives its pooled buffer back", async () => {
   const pool = new BufferPool();
   const conn = new ScriptedConn([200_000]);
   let writes = 0;
@@ -105,7 +105,7 @@ Deno.test("pump: a connection that fails mid-burst gives its pooled buffer back"
   assert.equal(pool.lent, 0);
 });
 
-Deno.test("pump: bytes read before the loop (after a PROXY header) are echoed first", async () => {
+Deno.test("pump() bytes read before the loop (after a PROXY header) are echoed first", async () => {
   const conn = new ScriptedConn([10]);
   const state: Tally = { bytesIn: 0, bytesOut: 0 };
   await pump(conn as unknown as Deno.Conn, state, { early: new Uint8Array(5) });

@@ -8,7 +8,7 @@ import { parseIp } from "../lib/ip.ts";
 import { formatDuration, parseDuration } from "../lib/units.ts";
 import { LogThrottle } from "../lib/log.ts";
 
-Deno.test("parseDuration reads ms, s, m, h and 0; rejects the rest", () => {
+Deno.test("parseDuration() reads ms, s, m, h and 0; rejects the rest", () => {
   assert.equal(parseDuration("500ms"), 500);
   assert.equal(parseDuration("30s"), 30_000);
   assert.equal(parseDuration("10m"), 600_000);
@@ -20,7 +20,7 @@ Deno.test("parseDuration reads ms, s, m, h and 0; rejects the rest", () => {
   }
 });
 
-Deno.test("formatDuration picks the largest exact unit", () => {
+Deno.test("formatDuration() picks the largest exact unit", () => {
   assert.equal(formatDuration(0), "0");
   assert.equal(formatDuration(300_000), "5m");
   assert.equal(formatDuration(90_000), "90s");
@@ -63,7 +63,7 @@ Deno.test("parseIp() refuses what is not exactly an address", () => {
   }
 });
 
-Deno.test("Admission enforces total and per-address limits and releases", () => {
+Deno.test("Admission.admit() enforces total and per-address limits and releases", () => {
   const admission = new Admission({ maxConns: 3, maxConnsPerIp: 2 });
   assert.equal(admission.admit("a"), undefined);
   assert.equal(admission.admit("a"), undefined);
@@ -76,7 +76,7 @@ Deno.test("Admission enforces total and per-address limits and releases", () => 
   assert.equal(admission.admit("a"), "max-conns");
 });
 
-Deno.test("Admission with 0 means unlimited", () => {
+Deno.test("Admission.admit() with 0 means unlimited", () => {
   const admission = new Admission({ maxConns: 0, maxConnsPerIp: 0 });
   for (let i = 0; i < 100_000; i++) {
     assert.equal(admission.admit("a"), undefined);
@@ -84,7 +84,7 @@ Deno.test("Admission with 0 means unlimited", () => {
   assert.equal(admission.active, 100_000);
 });
 
-Deno.test("LogThrottle lets one through per interval and counts the rest", () => {
+Deno.test("LogThrottle.take() lets one through per interval and counts the rest", () => {
   const throttle = new LogThrottle(1_000);
   assert.equal(throttle.take(0), 0);
   assert.equal(throttle.take(10), undefined);
