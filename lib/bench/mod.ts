@@ -8,7 +8,7 @@
 import { benchmark, type BenchOptions, type BenchReport, mergeReports } from "./runner.ts";
 import { formatReport, htmlReport } from "./report.ts";
 import type { WorkerRequest } from "./worker.ts";
-import type { BenchConfig } from "./options.ts";
+import { BENCH_DEFAULTS, type BenchConfig } from "./options.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
@@ -60,7 +60,7 @@ const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 async function inWorkers(options: BenchOptions, workers: number): Promise<BenchReport> {
   checkWorkerModule(WORKER_URL);
-  const connections = options.connections ?? 50;
+  const connections = options.connections ?? BENCH_DEFAULTS.connections;
   const shares = Array.from(
     { length: workers },
     (_, i) => Math.floor(connections / workers) + (i < connections % workers ? 1 : 0),

@@ -11,7 +11,7 @@
 import { Buffer } from "node:buffer";
 import { closeQuietly, writeAll } from "../net.ts";
 import { BenchFailure, kindOf, type Measurement } from "./measure.ts";
-import type { BenchOptions } from "./options.ts";
+import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
 
 /** The pattern's period. */
 export const PATTERN_PERIOD = 65_521; // prime, so offsets of different connections never line up
@@ -101,7 +101,7 @@ export async function streamLoop(
   m: Measurement,
   cfg: { size: number; offset: number; window?: number },
 ): Promise<void> {
-  const window = Math.max(cfg.window ?? 262_144, cfg.size);
+  const window = Math.max(cfg.window ?? BENCH_DEFAULTS.window, cfg.size);
   const pattern = sharedPattern(Math.max(cfg.size, window));
   const buf = new Uint8Array(Math.max(cfg.size, 65_536));
   while (!m.stopped) {
@@ -273,7 +273,7 @@ async function reconnect(options: BenchOptions, m: Measurement): Promise<Deno.Co
 
 /** Opens a connection or throws a {@linkcode BenchFailure} that says why not. */
 export async function open(options: BenchOptions): Promise<Deno.TcpConn> {
-  const timeout = options.connectTimeout ?? 5_000;
+  const timeout = options.connectTimeout ?? BENCH_DEFAULTS.connectTimeout;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const connecting = Deno.connect({ hostname: options.host, port: options.port });
   try {

@@ -7,6 +7,24 @@
 import type { Target } from "../net.ts";
 import type { BenchMode } from "./measure.ts";
 
+/** The defaults of a bench run, shared by the command line and the runner. */
+export const BENCH_DEFAULTS = {
+  /** Concurrent connections. */
+  connections: 50,
+  /** Message size (rr). */
+  size: 512,
+  /** Write size (stream). */
+  streamSize: 65_536,
+  /** Stream: bytes in flight per connection. */
+  window: 262_144,
+  /** Milliseconds to measure. */
+  duration: 10_000,
+  /** Milliseconds of warm-up. */
+  warmup: 1_000,
+  /** Milliseconds to wait for a connection. */
+  connectTimeout: 5_000,
+} as const;
+
 /** How to load the target. */
 export interface BenchOptions {
   /** Target host name or address. */

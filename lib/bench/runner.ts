@@ -16,7 +16,7 @@ import * as hdr from "hdr-histogram-js";
 import { RuntimeError } from "../errors.ts";
 import { hostPort } from "../net.ts";
 import { type BenchReport, Measurement, round, summarize } from "./measure.ts";
-import type { BenchOptions } from "./options.ts";
+import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
 import {
   connectLoop,
   holdOne,
@@ -37,10 +37,11 @@ export { mergeReports, percentileCurve } from "./measure.ts";
  */
 export async function benchmark(options: BenchOptions): Promise<BenchReport> {
   const mode = options.mode ?? "rr";
-  const connections = options.connections ?? 50;
-  const size = options.size ?? (mode === "stream" ? 65_536 : 512);
-  const warmup = options.warmup ?? 1_000;
-  const duration = options.duration ?? 10_000;
+  const connections = options.connections ?? BENCH_DEFAULTS.connections;
+  const size = options.size ??
+    (mode === "stream" ? BENCH_DEFAULTS.streamSize : BENCH_DEFAULTS.size);
+  const warmup = options.warmup ?? BENCH_DEFAULTS.warmup;
+  const duration = options.duration ?? BENCH_DEFAULTS.duration;
   const m = new Measurement();
   const target = hostPort(options.host, options.port);
 

@@ -5,7 +5,7 @@
  */
 
 import type { BenchMode } from "../bench/measure.ts";
-import type { BenchConfig } from "../bench/options.ts";
+import { BENCH_DEFAULTS, type BenchConfig } from "../bench/options.ts";
 import { UsageError } from "../errors.ts";
 import type { Target } from "../net.ts";
 import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
@@ -100,14 +100,17 @@ const BENCH_MODES: readonly BenchMode[] = ["rr", "stream", "connect", "hold"];
 /** Turns the values read against {@linkcode BENCH} into a {@linkcode BenchConfig}. */
 export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
   const mode = opts.choice("mode", BENCH_MODES, "rr");
-  const connections = opts.count("connections", 50, 1);
+  const connections = opts.count("connections", BENCH_DEFAULTS.connections, 1);
   const workers = opts.count("workers", 1, 1);
   if (workers > connections) {
     throw new UsageError(
       `--workers ${workers} is more than --connections ${connections}: each worker needs one`,
     );
   }
-  const size = opts.size("size", mode === "stream" ? 65_536 : 512);
+  const size = opts.size(
+    "size",
+    mode === "stream" ? BENCH_DEFAULTS.streamSize : BENCH_DEFAULTS.size,
+  );
   if (size > 16 * 1_048_576) {
     throw new UsageError(`--size ${opts.last("size")} is too large: at most 16MiB`);
   }
@@ -116,13 +119,13 @@ export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
     mode,
     connections,
     size,
-    window: opts.size("window", 262_144),
-    duration: opts.positiveTime("duration", 10_000),
+    window: opts.size("window", BENCH_DEFAULTS.window),
+    duration: opts.positiveTime("duration", BENCH_DEFAULTS.duration),
     count: opts.count("count", 0),
     rate: opts.count("rate", 0),
-    warmup: opts.time("warmup", 1_000),
+    warmup: opts.time("warmup", BENCH_DEFAULTS.warmup),
     workers,
-    connectTimeout: opts.positiveTime("connect-timeout", 5_000),
+    connectTimeout: opts.positiveTime("connect-timeout", BENCH_DEFAULTS.connectTimeout),
     json: opts.has("json"),
     html: opts.path("html"),
   };

@@ -14,7 +14,12 @@ import { checkWorkerModule, startWorker } from "../worker.ts";
 import { bind, type StackMode } from "./listen.ts";
 import { formatAddr } from "../net.ts";
 import type { LogOptions } from "../log.ts";
-import type { ServeOptions, Server, ShutdownOptions } from "./options.ts";
+import {
+  DEFAULT_DRAIN_TIMEOUT,
+  type ServeOptions,
+  type Server,
+  type ShutdownOptions,
+} from "./options.ts";
 import { type Snapshot, sumSnapshots } from "./stats.ts";
 
 /** First message to a worker. */
@@ -129,7 +134,7 @@ export async function startPool(
     ipv6Error: probe.ipv6Error,
     stats: { snapshot: () => sumSnapshots(latest) },
     shutdown(shutdownOptions: ShutdownOptions = {}): Promise<void> {
-      const drainTimeout = shutdownOptions.drainTimeout ?? 10_000;
+      const drainTimeout = shutdownOptions.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
       for (const worker of workers) worker.postMessage({ kind: "shutdown", drainTimeout });
       stopping ??= Promise.all(stopped).then(() => {
         for (const worker of workers) worker.terminate();
