@@ -157,7 +157,7 @@ export async function pump(
     if (options.early !== undefined && options.early.length > 0) {
       state.bytesIn += options.early.length;
       totals.bytesIn += options.early.length;
-      await writeAll(conn, options.early, state, totals);
+      await writeCounted(conn, options.early, state, totals);
     }
     for (;;) {
       const n = await conn.read(buf);
@@ -202,7 +202,8 @@ export async function pump(
   }
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array, state: Tally, totals: Tally) {
+/** Writes all of `data`, advancing both tallies. */
+async function writeCounted(conn: Deno.Conn, data: Uint8Array, state: Tally, totals: Tally) {
   for (let sent = 0; sent < data.length;) {
     const w = await conn.write(data.subarray(sent));
     sent += w;

@@ -1,10 +1,11 @@
 /**
  * UDP echo (RFC 862 defines it too), off unless `--udp` is given, because
  * an open UDP echo is a classic reflection and "ping-pong" amplifier. The
- * guards: datagrams from a port that is itself a well-known reflector (or
- * port 0) are dropped; each source address has a token bucket
- * (`--udp-rate`) and all sources together another (`--udp-max-rate`);
- * `--allow`/`--deny` apply. A reply is the received datagram itself, so it
+ * guards: datagrams from a port below 1024, from a well-known reflector
+ * above it, or from echod's own port number are dropped, and so is a source
+ * that keeps sending back what it was just sent (a loop); each source
+ * address has a token bucket (`--udp-rate`) and all sources together
+ * another (`--udp-max-rate`); `--allow`/`--deny` apply. A reply is the received datagram itself, so it
  * is never larger than what came in. Drops are counted by reason and logged
  * at a limited rate.
  *
