@@ -43,3 +43,27 @@ export interface Writer {
 export async function writeAll(to: Writer, data: Uint8Array): Promise<void> {
   for (let sent = 0; sent < data.length;) sent += await to.write(data.subarray(sent));
 }
+
+/**
+ * Reads one line (a server's greeting) of at most `max` bytes: the line
+ * without its newline, and any bytes that came after it. Rejects when the
+ * peer closes first or the line is longer.
+ */
+export async function readLine(
+  conn: Deno.Conn,
+  max = 4096,
+): Promise<{ line: string; rest: Uint8Array }> {
+  const buf = new Uint8Array(max);
+  let have = 0;
+  for (;;) {
+    const n = await conn.read(buf.subarray(have));
+    if (n === null) throw new Deno.errors.UnexpectedEof("closed before the end of the first line");
+    const end = buf.subarray(have, have + n).indexOf(10);
+    have += n;
+    if (end !== -1) {
+      const at = have - n + end;
+      return { line: new TextDecoder().decode(buf.subarray(0, at)), rest: buf.slice(at + 1, have) };
+    }
+    if (have === max) throw new Deno.errors.InvalidData(`no newline in the first ${max} bytes`);
+  }
+}

@@ -32,6 +32,7 @@ export const COMPILE_FLAGS = [
   "--allow-read",
   "--allow-write",
   "--allow-run=systemctl,launchctl,powershell.exe",
+  "--allow-sys=hostname",
   "--include",
   "lib/serve/worker.ts",
   "--include",

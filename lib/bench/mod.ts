@@ -30,6 +30,7 @@ export async function runBench(config: BenchConfig): Promise<number> {
     rate: config.rate,
     warmup: config.warmup,
     connectTimeout: config.connectTimeout,
+    expectGreeting: config.expectGreeting,
   };
   const live = Deno.stderr.isTerminal();
   const report = config.workers > 1

@@ -27,6 +27,12 @@ export const BENCH_DEFAULTS = {
 
 /** How to load the target. */
 export interface BenchOptions {
+  /**
+   * The server sends a greeting line on each connection (`echod --greeting`):
+   * read and skip it before any load, so every echoed byte is still verified.
+   * @default {false}
+   */
+  expectGreeting?: boolean;
   /** Target host name or address. */
   host: string;
   /** Target port. */
@@ -101,6 +107,8 @@ export interface BenchProgress {
 
 /** Everything the `bench` command runs with. */
 export interface BenchConfig {
+  /** Skip a greeting line on each connection. */
+  expectGreeting: boolean;
   /** Where to send load. */
   target: Target;
   /** What to measure. */

@@ -17,15 +17,8 @@ import { RuntimeError } from "../errors.ts";
 import { hostPort } from "../net.ts";
 import { type BenchReport, Measurement, round, summarize } from "./measure.ts";
 import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
-import {
-  connectLoop,
-  holdOne,
-  open,
-  OpenLimit,
-  PATTERN_PERIOD,
-  rrLoop,
-  streamLoop,
-} from "./modes.ts";
+import { open, OpenLimit } from "./connect.ts";
+import { connectLoop, holdOne, PATTERN_PERIOD, rrLoop, streamLoop } from "./modes.ts";
 
 export type { BenchErrorKind, BenchMode, BenchReport, LatencySummary } from "./measure.ts";
 export type { BenchOptions, BenchProgress } from "./options.ts";

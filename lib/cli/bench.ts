@@ -8,7 +8,13 @@ import type { BenchMode } from "../bench/measure.ts";
 import { BENCH_DEFAULTS, type BenchConfig } from "../bench/options.ts";
 import { UsageError } from "../errors.ts";
 import type { Target } from "../net.ts";
-import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
+import {
+  type CommandSpec,
+  CONNECT_TIMEOUT,
+  EXPECT_GREETING,
+  HELP,
+  type OptionValues,
+} from "./options.ts";
 
 /** The bench command's options. */
 export const BENCH: CommandSpec = {
@@ -79,6 +85,7 @@ export const BENCH: CommandSpec = {
       help: "spread the connections over N threads (default: 1)",
     },
     CONNECT_TIMEOUT,
+    EXPECT_GREETING,
     { name: "json", kind: "boolean", help: "print the report as JSON" },
     {
       name: "html",
@@ -127,6 +134,7 @@ export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
     workers,
     connectTimeout: opts.positiveTime("connect-timeout", BENCH_DEFAULTS.connectTimeout),
     json: opts.has("json"),
+    expectGreeting: opts.has("expect-greeting"),
     html: opts.path("html"),
   };
 }

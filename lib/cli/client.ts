@@ -8,7 +8,13 @@ import { isIP } from "node:net";
 import { UsageError } from "../errors.ts";
 import type { ClientConfig } from "../client/mod.ts";
 import type { Target } from "../net.ts";
-import { type CommandSpec, CONNECT_TIMEOUT, HELP, type OptionValues } from "./options.ts";
+import {
+  type CommandSpec,
+  CONNECT_TIMEOUT,
+  EXPECT_GREETING,
+  HELP,
+  type OptionValues,
+} from "./options.ts";
 
 /** The client command's options. */
 export const CLIENT: CommandSpec = {
@@ -20,6 +26,7 @@ export const CLIENT: CommandSpec = {
     { name: "ipv4", kind: "boolean", short: "4", help: "connect over IPv4 only" },
     { name: "ipv6", kind: "boolean", short: "6", help: "connect over IPv6 only" },
     CONNECT_TIMEOUT,
+    EXPECT_GREETING,
     HELP,
   ],
   examples: [
@@ -38,5 +45,10 @@ export function clientConfig(target: Target, opts: OptionValues): ClientConfig {
   if (family !== undefined && literal !== 0 && literal !== family) {
     throw new UsageError(`${target.host} is not an IPv${family} address (--ipv${family})`);
   }
-  return { target, family, connectTimeout: opts.positiveTime("connect-timeout", 5_000) };
+  return {
+    target,
+    family,
+    connectTimeout: opts.positiveTime("connect-timeout", 5_000),
+    expectGreeting: opts.has("expect-greeting"),
+  };
 }

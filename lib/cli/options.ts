@@ -18,6 +18,8 @@ export interface OptionSpec {
   short?: string;
   value?: string;
   multiple?: boolean;
+  /** A flag that also takes `--name=VALUE` (never a separate argument); names the value. */
+  optionalValue?: string;
   help: string;
 }
 
@@ -40,6 +42,13 @@ export const HELP: OptionSpec = {
   kind: "boolean",
   short: "h",
   help: "show this help and exit",
+};
+
+/** `--expect-greeting`, shared by client and bench. */
+export const EXPECT_GREETING: OptionSpec = {
+  name: "expect-greeting",
+  kind: "boolean",
+  help: "the server sends a greeting line first (echod --greeting): set it apart from the echo",
 };
 
 /** `--connect-timeout`, shared by client and bench. */
@@ -87,6 +96,16 @@ export function readOptions(
       throw new UsageError(`unknown option ${token.rawName}${where || near}`);
     }
     if (option.kind === "boolean") {
+      if (option.optionalValue !== undefined) {
+        if (token.value === "") {
+          throw new UsageError(
+            `--${option.name}= needs a value after = (--${option.name}=${option.optionalValue})`,
+          );
+        }
+        // Given alone: an empty value, which the command reads as "the default".
+        values.set(option.name, [token.value ?? ""]);
+        continue;
+      }
       if (token.value !== undefined) throw new UsageError(`--${option.name} takes no value`);
       values.set(option.name, ["true"]);
       continue;
@@ -218,7 +237,8 @@ function parseArgsSpec(o: OptionSpec): { type: "string" | "boolean"; short?: str
 /** How an option is shown in help: `-p, --port PORT`. */
 export function optionLabel(o: OptionSpec): string {
   const short = o.short ? `-${o.short}, ` : "    ";
-  return `${short}--${o.name}${o.value ? ` ${o.value}` : ""}`;
+  const value = o.optionalValue ? `[=${o.optionalValue}]` : o.value ? ` ${o.value}` : "";
+  return `${short}--${o.name}${value}`;
 }
 
 /** `: did you mean --port?` when a candidate is close to `word`, else "". */

@@ -19,7 +19,8 @@ import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
 import { formatDuration } from "../units.ts";
 import { parseBlock, parseHosts, parseMetricsTarget, parsePort } from "./addresses.ts";
-import { type CommandSpec, HELP, type OptionValues } from "./options.ts";
+import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
+import { DEFAULT_GREETING, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
 
 /** The serve command's options. */
 export const SERVE: CommandSpec = {
@@ -40,7 +41,8 @@ export const SERVE: CommandSpec = {
       kind: "string",
       short: "p",
       value: "PORT",
-      help: `TCP port, 0 to let the OS pick (default: ${DEFAULT_PORT})`,
+      multiple: true,
+      help: `TCP port, 0 to let the OS pick; repeat for more (default: ${DEFAULT_PORT})`,
     },
     {
       name: "max-conns",
@@ -166,6 +168,14 @@ export const SERVE: CommandSpec = {
       })`,
     },
     {
+      name: "greeting",
+      kind: "boolean",
+      optionalValue: "TEMPLATE",
+      help: "send a line naming the server and the client it sees when a connection opens " +
+        "(--greeting=TEMPLATE: your own, with {host} {local} {client} {proxy} {via} " +
+        "{transport} {time} {version}; off by default)",
+    },
+    {
       name: "metrics",
       kind: "string",
       value: "[ADDR:]PORT",
@@ -197,8 +207,10 @@ export const SERVE: CommandSpec = {
 /** Turns the values read against {@linkcode SERVE} into a {@linkcode ServeConfig}. */
 export function serveConfig(opts: OptionValues): ServeConfig {
   const hosts = parseHosts(opts.all("host"));
-  const port = opts.last("port");
-  const mainPort = port === undefined ? DEFAULT_PORT : parsePort(port, "port");
+  const ports = opts.all("port").map((text) => parsePort(text, "port"));
+  const mainPort = ports[0] ?? DEFAULT_PORT;
+  const twice = ports.find((p, i) => p !== 0 && ports.indexOf(p) !== i);
+  if (twice !== undefined) throw new UsageError(`--port ${twice} is given twice`);
   const allow = opts.all("allow").map((text) => parseBlock("allow", text));
   const deny = opts.all("deny").map((text) => parseBlock("deny", text));
   const trusted = opts.all("trusted-proxy").map((text) => parseBlock("trusted-proxy", text));
@@ -211,6 +223,11 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     throw new UsageError("--trusted-proxy needs --proxy-protocol");
   }
   const workers = opts.count("workers", 1, 1);
+  if (workers > 1 && ports.length > 1) {
+    throw new UsageError(
+      "--workers serves one --port: run one process per port, or leave out --workers",
+    );
+  }
   if (workers > 1 && opts.has("tls-cert")) {
     // Deno's TLS listener does not set SO_REUSEPORT: workers cannot share its port.
     throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
@@ -230,6 +247,8 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     server: {
       hosts,
       port: mainPort,
+      ports: ports.length > 1 ? ports.slice(1) : undefined,
+      greeting: greeting(opts),
       access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
       acceptRate: opts.count("accept-rate", 0),
       proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
@@ -248,6 +267,22 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     },
     workers,
   };
+}
+
+/** `--greeting` alone: the default template; `--greeting=TEMPLATE`: that one, checked. */
+function greeting(opts: OptionValues): string | undefined {
+  if (!opts.has("greeting")) return undefined;
+  const template = opts.last("greeting") || DEFAULT_GREETING;
+  const unknown = unknownPlaceholder(template);
+  if (unknown !== undefined) {
+    const names = Object.keys(PLACEHOLDERS);
+    throw new UsageError(
+      `--greeting has an unknown placeholder {${unknown}}${
+        hint(unknown, names, "") || `: use ${names.map((n) => `{${n}}`).join(", ")}`
+      }`,
+    );
+  }
+  return template;
 }
 
 function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {

@@ -8,7 +8,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { RuntimeError } from "../errors.ts";
-import { hostPort, type Target, writeAll } from "../net.ts";
+import { hostPort, readLine, type Target, writeAll } from "../net.ts";
 import { formatDuration } from "../units.ts";
 
 /** Everything the `client` command runs with. */
@@ -19,6 +19,8 @@ export interface ClientConfig {
   family?: 4 | 6;
   /** Milliseconds to wait for the connection. */
   connectTimeout: number;
+  /** The server sends a greeting line first: print it to stderr, not stdout. */
+  expectGreeting?: boolean;
 }
 
 /**
@@ -31,6 +33,16 @@ export async function runClient(config: ClientConfig): Promise<number> {
   const where = hostPort(target.host, target.port);
   const hostname = await resolve(target.host, config.family, where);
   const conn = await connectWithin(hostname, target.port, config.connectTimeout, where);
+  if (config.expectGreeting) {
+    try {
+      const { line, rest } = await readLine(conn);
+      console.error(line);
+      await writeAll(Deno.stdout, rest);
+    } catch (error) {
+      conn.close();
+      throw new RuntimeError(`${where} sent no greeting line: ${(error as Error).message}`);
+    }
+  }
   let stdinDone = false;
   const upload = (async () => {
     for await (const chunk of Deno.stdin.readable) {

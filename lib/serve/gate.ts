@@ -9,7 +9,7 @@
  */
 
 import { getLog, LogThrottle } from "../log.ts";
-import { closeQuietly, formatAddr } from "../net.ts";
+import { closeQuietly, formatAddr, hostPort } from "../net.ts";
 import { AccessList, type AccessListOptions, type Cidr } from "./acl.ts";
 import { type Admitter, peerKey } from "./admission.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
@@ -22,6 +22,10 @@ export interface Arrival {
   ip: string;
   /** `host:port` for the log. */
   peer: string;
+  /** The client's port (the peer's, or the one a PROXY header names). */
+  port: number;
+  /** The proxy's address, `host:port`, when a PROXY header named the client. */
+  proxy?: string;
   /** Whether it arrived on a TLS listener. */
   tls: boolean;
   /** Bytes read after a PROXY header: the client's first. */
@@ -81,7 +85,7 @@ export class Gate {
       this.#fromProxy(conn, ip, tls);
       return;
     }
-    this.#admit(conn, { ip, peer: formatAddr(remote), tls });
+    this.#admit(conn, { ip, peer: formatAddr(remote), port: remote.port, tls });
   }
 
   /** Closes the connections still waiting for a PROXY header, and admits no more. */
@@ -106,8 +110,16 @@ export class Gate {
       if (this.#closed) throw new ProxyHeaderError("shutting down");
       const source = header.source;
       const ip = source ? peerKey(source.hostname) : proxyIp;
-      const peer = formatAddr(source ? { transport: "tcp", ...source } : conn.remoteAddr);
-      this.#admit(conn, { ip, peer, tls, early: header.rest });
+      const remote = conn.remoteAddr as Deno.NetAddr;
+      const peer = formatAddr(source ? { transport: "tcp", ...source } : remote);
+      this.#admit(conn, {
+        ip,
+        peer,
+        port: source?.port ?? remote.port,
+        proxy: source ? hostPort(proxyIp, remote.port) : undefined,
+        tls,
+        early: header.rest,
+      });
     } catch (error) {
       this.#refuse(conn, proxyIp, "proxy-header", (error as Error).message);
     } finally {

@@ -14,6 +14,7 @@ import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import type { Server } from "./options.ts";
+import { readHostName } from "./greeting.ts";
 import { serve } from "./server.ts";
 import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
@@ -54,7 +55,7 @@ export async function runServe(config: ServeConfig): Promise<number> {
     if (config.udp) {
       const udpServer = udp = serveUdp({
         hosts: config.server.hosts,
-        port: server.port,
+        ports: server.ports,
         rate: config.udp.rate,
         maxRate: config.udp.maxRate,
         access: config.server.access && new AccessList(config.server.access),
@@ -181,6 +182,11 @@ function announce(
       error: server.ipv6Error,
     });
   }
+  if (config.server.greeting !== undefined && readHostName() === undefined) {
+    log.warning(
+      "--greeting: reading the host name needs --allow-sys=hostname; the greeting names the local address instead",
+    );
+  }
   const { maxConns, maxConnsPerIp, idleTimeout, maxLifetime } = config.server;
   const template = "echod {version} listening on {addresses}" +
     (server.mode === "dual-stack" ? " (IPv4 too, through the dual-stack IPv6 socket)" : "") +
@@ -191,6 +197,7 @@ function announce(
     version: VERSION,
     addresses: server.addresses.join(", "),
     port: server.port,
+    ports: server.ports,
     tlsPort: server.tlsPort,
     mode: server.mode,
     udpAddresses: udp?.addresses.join(", "),

@@ -60,6 +60,18 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    * @default {undefined}
    */
   tls?: { context: SecureContext; port?: number; handshakeTimeout?: number };
+  /**
+   * Send this line (a template, see `greeting.ts`) to each connection when it
+   * is admitted, before any echo.
+   * @default {undefined}
+   */
+  greeting?: string;
+  /**
+   * More TCP ports, each bound on every host like `port` (TLS too when TLS
+   * is served on `port`).
+   * @default {[]}
+   */
+  ports?: number[];
 }
 
 /** Default idle timeout: five minutes. */
@@ -88,8 +100,10 @@ export interface ShutdownOptions {
 export interface Server {
   /** Bound addresses, as `[::]:40007` and `0.0.0.0:40007`. */
   readonly addresses: string[];
-  /** The port all listeners share (useful with port 0). */
+  /** The port all listeners share (useful with port 0); the first when there are several. */
   readonly port: number;
+  /** Every plain or TLS port served, `port` first (not `tlsPort`). */
+  readonly ports: number[];
   /** The TLS port, when TLS is served apart from `port`. */
   readonly tlsPort?: number;
   /** How the listeners cover IPv4 and IPv6. */

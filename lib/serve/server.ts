@@ -10,7 +10,8 @@
 
 import type { SecureContext } from "node:tls";
 import { getLog, LogThrottle } from "../log.ts";
-import { closeQuietly, formatAddr } from "../net.ts";
+import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
+import { Greeting, readHostName } from "./greeting.ts";
 import { acceptLoop } from "./accept.ts";
 import { Admission, DEFAULT_MAX_CONNS } from "./admission.ts";
 import { type Arrival, Gate } from "./gate.ts";
@@ -36,6 +37,7 @@ interface Echo {
   pump: PumpOptions;
   tls?: SecureContext;
   totals: Tally;
+  greeting?: Greeting;
 }
 
 /** One admitted connection: its counters, its deadlines, and how it ends. */
@@ -59,8 +61,15 @@ class Session implements Expirable, Tally {
     const conn = this.conn as Deno.TcpConn;
     // Echo replies are small and awaited: send them at once (no Nagle).
     conn.setNoDelay(true);
-    const early = this.arrival.early;
-    if (!this.arrival.tls) {
+    const { early, tls } = this.arrival;
+    const greeting = echo.greeting?.render({
+      local: conn.localAddr as Deno.NetAddr,
+      client: hostPort(this.arrival.ip, this.arrival.port),
+      proxy: this.arrival.proxy,
+      transport: tls ? "tls" : "tcp",
+    });
+    if (!tls) {
+      if (greeting !== undefined) await writeAll(conn, greeting);
       return await pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
     }
     // Loaded on first use: a server without TLS never loads Node's TLS.
@@ -70,6 +79,7 @@ class Session implements Expirable, Tally {
       totals: echo.totals,
       early,
       onSecure: () => this.handshakeBy = undefined,
+      greeting,
     });
   }
 
@@ -103,6 +113,9 @@ export function serve(options: ServeOptions = {}): Server {
     },
     tls: options.tls?.context,
     totals: stats.count,
+    greeting: options.greeting === undefined
+      ? undefined
+      : new Greeting(options.greeting, readHostName()),
   };
   const log = getLog();
   const connLog = getLog("conn");
@@ -228,6 +241,7 @@ export function serve(options: ServeOptions = {}): Server {
   return {
     addresses: bound.listeners.map((l) => formatAddr(l.addr) + (bound.tls.has(l) ? " (TLS)" : "")),
     port: bound.main.port,
+    ports: bound.ports,
     tlsPort: bound.apart?.port,
     mode: bound.main.mode,
     ipv6Error: bound.main.ipv6Error,
@@ -236,25 +250,39 @@ export function serve(options: ServeOptions = {}): Server {
   };
 }
 
-/** The listeners: `port`, and `tls.port` when TLS is served apart; which of them are TLS. */
+/**
+ * The listeners: `port` and each of `ports`, and `tls.port` when TLS is
+ * served apart; which of them are TLS. Nothing stays open when one fails.
+ */
 function bindListeners(options: ServeOptions): {
   main: Binding;
+  ports: number[];
   apart?: Binding;
   listeners: Deno.Listener[];
   tls: Set<Deno.Listener>;
 } {
-  const main = bind(options);
-  let apart: Binding | undefined;
-  if (options.tls?.port !== undefined) {
-    try {
-      apart = bind({ ...options, port: options.tls.port });
-    } catch (error) {
-      for (const listener of main.listeners) listener.close();
-      throw error;
+  const bindings: Binding[] = [];
+  try {
+    for (const port of [options.port, ...(options.ports ?? [])]) {
+      bindings.push(bind({ ...options, port }));
     }
+    if (options.tls?.port !== undefined) {
+      bindings.push(bind({ ...options, port: options.tls.port }));
+    }
+  } catch (error) {
+    for (const binding of bindings) for (const listener of binding.listeners) listener.close();
+    throw error;
   }
-  const tls = new Set(options.tls ? (apart ?? main).listeners : []);
-  return { main, apart, listeners: [...main.listeners, ...(apart?.listeners ?? [])], tls };
+  const apart = options.tls?.port !== undefined ? bindings.pop() : undefined;
+  const plain = bindings.flatMap((b) => b.listeners);
+  const tls = new Set(options.tls ? (apart?.listeners ?? plain) : []);
+  return {
+    main: bindings[0],
+    ports: bindings.map((b) => b.port),
+    apart,
+    listeners: [...plain, ...(apart?.listeners ?? [])],
+    tls,
+  };
 }
 
 /** The accept loop's error report for one listener: counted, and logged sparingly. */

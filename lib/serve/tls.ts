@@ -65,6 +65,8 @@ export interface TlsEchoOptions {
   early?: Uint8Array;
   /** Called once the handshake has completed. */
   onSecure?: () => void;
+  /** A line to send once the handshake is done, before any echo (`--greeting`). */
+  greeting?: Uint8Array;
 }
 
 /**
@@ -78,7 +80,10 @@ export function echoTls(conn: Deno.Conn, state: Tally, options: TlsEchoOptions):
   const socket = new TLSSocket(raw.duplex, { isServer: true, secureContext: options.context });
   return new Promise<void>((resolve, reject) => {
     let failure: Error | undefined;
-    socket.on("secure", () => options.onSecure?.());
+    socket.on("secure", () => {
+      options.onSecure?.();
+      if (options.greeting !== undefined) socket.write(options.greeting);
+    });
     socket.on("data", function echo(chunk: Buffer) {
       state.bytesIn += chunk.length;
       totals.bytesIn += chunk.length;

@@ -69,8 +69,8 @@ export interface UdpOptions {
    * @default {[]}
    */
   hosts?: string[];
-  /** The UDP port (the TCP port's number, usually). */
-  port: number;
+  /** The UDP ports (the TCP ports' numbers, usually). */
+  ports: number[];
   /**
    * Datagrams per second answered for one source address (burst: one second's worth).
    * @default {100}
@@ -106,7 +106,16 @@ export interface UdpServer {
 
 /** Binds the UDP sockets (dual stack like TCP) and starts echoing. */
 export function serveUdp(options: UdpOptions): UdpServer {
-  const sockets = bindSockets(options.hosts ?? [], options.port, openUdp).listeners;
+  const sockets: Deno.DatagramConn[] = [];
+  try {
+    for (const port of options.ports) {
+      sockets.push(...bindSockets(options.hosts ?? [], port, openUdp).listeners);
+    }
+  } catch (error) {
+    for (const socket of sockets) closeQuietly(socket);
+    throw error;
+  }
+  const own = new Set(options.ports);
   const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE, undefined, {
     maxKeys: MAX_SOURCES,
   });
@@ -153,7 +162,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
       }
       const ip = peerKey(from.hostname);
       // A datagram from our own port is most likely another echo server's.
-      if (isReflectorPort(from.port) || from.port === options.port) drop("reflector-port", from);
+      if (isReflectorPort(from.port) || own.has(from.port)) drop("reflector-port", from);
       else if (loops.repeats(ip, from.port, data)) drop("loop", from);
       else if (options.access !== undefined && !options.access.permits(ip)) drop("denied", from);
       else if (!perSource.take(ip)) drop("source-rate", from);

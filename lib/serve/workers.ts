@@ -130,6 +130,7 @@ export async function startPool(
   return {
     addresses,
     port,
+    ports: [port],
     mode,
     ipv6Error: probe.ipv6Error,
     stats: { snapshot: () => sumSnapshots(latest) },

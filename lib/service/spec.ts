@@ -121,6 +121,7 @@ export function serviceSpec(
     if (serve.workers > 1) permissions.push("--allow-read");
     else if (reads.length > 0) permissions.push(`--allow-read=${reads.join(",")}`);
     if (logFile !== undefined) permissions.push(`--allow-write=${logFile}`);
+    if (serve.server.greeting !== undefined) permissions.push("--allow-sys=hostname");
     const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
     command = [Deno.execPath(), "run", ...permissions, main, "serve", ...args];
   }
