@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "./_client.ts";
 import { type Echod, ROOT, runEchod, startEchod } from "./_echod.ts";
+import { metric, scrape } from "./_metrics.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 import { readLine } from "../lib/net.ts";
 
@@ -112,8 +113,17 @@ Deno.test({
   },
 });
 
-Deno.test("several --port: each is served on every address, UDP too; the greeting names the port reached", async () => {
-  const echod = await startEchod(["--port", "0", "--port", "0", "--udp", "--greeting={local}"]);
+Deno.test("several --port: each is served on every address, UDP too; the greeting names the port reached; /metrics per port", async () => {
+  const echod = await startEchod([
+    "--port",
+    "0",
+    "--port",
+    "0",
+    "--udp",
+    "--greeting={local}",
+    "--metrics",
+    "127.0.0.1:0",
+  ]);
   try {
     const ports = echod.ready!.ports as number[];
     assert.equal(ports.length, 3, "--port 0 (from the harness), and two more");

@@ -16,8 +16,9 @@ Deno.test("README's options table lists exactly the serve options, short flags i
   for (const row of table.split("\n").slice(2)) {
     const [, first = "", second = ""] = row.split("|");
     for (const [, flag] of first.matchAll(/`([^`]+)`/g)) {
-      for (const word of flag.split(/[ ,]+/)) {
+      for (let word of flag.split(/[ ,]+/)) {
         if (!word.startsWith("-")) continue;
+        word = word.replace(/\[?=.*$/, ""); // --greeting[=TEMPLATE]
         documented.add(word);
         defaults.set(word, second.replaceAll("`", "").trim());
       }

@@ -10,7 +10,14 @@ import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "../errors.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
-import { type Counter, EXPIRED, REFUSED, type Snapshot, type StatsSource } from "./stats.ts";
+import {
+  type Counter,
+  EXPIRED,
+  type PortCounts,
+  REFUSED,
+  type Snapshot,
+  type StatsSource,
+} from "./stats.ts";
 import { UDP_DROPPED } from "./udp.ts";
 
 /** A running metrics endpoint. */
@@ -97,7 +104,11 @@ const REASON: ReadonlyMap<Counter, string> = new Map(
 );
 
 /** Renders a snapshot in the Prometheus text exposition format (version 0.0.4). */
-export function renderMetrics(snapshot: Snapshot, uptimeSeconds: number): string {
+export function renderMetrics(
+  snapshot: Snapshot,
+  uptimeSeconds: number,
+  ports: PortCounts[] = [],
+): string {
   const lines: string[] = [];
   for (const [name, family] of Object.entries(FAMILIES)) {
     lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
@@ -107,6 +118,16 @@ export function renderMetrics(snapshot: Snapshot, uptimeSeconds: number): string
       const labels = reason === undefined ? "" : `{reason="${reason}"}`;
       lines.push(`${name}${labels} ${snapshot[counter] ?? 0}`);
     }
+  }
+  if (ports.length > 0) {
+    lines.push(
+      "# HELP echod_port_connections_accepted_total TCP connections accepted, by port.",
+      "# TYPE echod_port_connections_accepted_total counter",
+      ...ports.map((p) => `echod_port_connections_accepted_total{port="${p.port}"} ${p.accepted}`),
+      "# HELP echod_port_connections_active TCP connections open now, by port.",
+      "# TYPE echod_port_connections_active gauge",
+      ...ports.map((p) => `echod_port_connections_active{port="${p.port}"} ${p.active}`),
+    );
   }
   lines.push(
     "# HELP echod_uptime_seconds Seconds since echod started.",
@@ -225,7 +246,11 @@ export function serveMetrics(
     let type = "text/plain; charset=utf-8";
     if (path === "/metrics") {
       status = 200;
-      body = renderMetrics(source.snapshot(), (performance.now() - started) / 1_000);
+      body = renderMetrics(
+        source.snapshot(),
+        (performance.now() - started) / 1_000,
+        source.ports?.(),
+      );
       type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (path === "/healthz") {
       status = 200;

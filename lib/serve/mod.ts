@@ -61,7 +61,10 @@ export async function runServe(config: ServeConfig): Promise<number> {
         access: config.server.access && new AccessList(config.server.access),
       });
       const tcpStats = server.stats;
-      stats = { snapshot: () => ({ ...tcpStats.snapshot(), ...udpServer.stats.snapshot() }) };
+      stats = {
+        snapshot: () => ({ ...tcpStats.snapshot(), ...udpServer.stats.snapshot() }),
+        ports: () => tcpStats.ports?.() ?? [],
+      };
     }
     if (config.metrics) metrics = serveMetrics(config.metrics.host, config.metrics.port, stats);
   } catch (error) {

@@ -26,7 +26,7 @@ import {
   type ShutdownOptions,
 } from "./options.ts";
 import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
-import { EXPIRED, Stats } from "./stats.ts";
+import { EXPIRED, type PortCounts, Stats } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./sweep.ts";
 
 /** Why echod closed a connection itself. */
@@ -50,6 +50,8 @@ class Session implements Expirable, Tally {
   handshakeBy?: number;
   /** Set when echod itself closes the connection, and why. */
   closing?: CloseReason;
+  /** The counts of the port it came in on, when several are served. */
+  port?: PortCounts;
 
   constructor(readonly conn: Deno.Conn, readonly arrival: Arrival, handshakeTimeout: number) {
     this.openedAt = this.quietSince = performance.now();
@@ -135,6 +137,8 @@ export function serve(options: ServeOptions = {}): Server {
       const session = new Session(conn, arrival, handshakeTimeout);
       sessions.add(session);
       stats.count.active++;
+      session.port = perPort ? stats.byPort.get((conn.localAddr as Deno.NetAddr).port) : undefined;
+      if (session.port !== undefined) session.port.active++;
       if (connLog.isEnabledFor("debug")) connLog.debug("open {peer}", { peer: arrival.peer });
       run(session);
     },
@@ -151,9 +155,18 @@ export function serve(options: ServeOptions = {}): Server {
     },
   });
 
+  const perPort = bound.listeners.length > 1 && new Set(bound.ports).size > 1;
   for (const listener of bound.listeners) {
     const tls = bound.tls.has(listener);
-    acceptLoop(listener, (conn) => gate.arrive(conn, tls), {
+    const port = (listener.addr as Deno.NetAddr).port;
+    if (perPort && !stats.byPort.has(port)) {
+      stats.byPort.set(port, { port, accepted: 0, active: 0 });
+    }
+    const counts = perPort ? stats.byPort.get(port) : undefined;
+    acceptLoop(listener, function accepted(conn) {
+      if (counts !== undefined) counts.accepted++;
+      gate.arrive(conn, tls);
+    }, {
       onError: acceptErrors(formatAddr(listener.addr), { stats, throttle: acceptFailures }),
     });
   }
@@ -170,6 +183,7 @@ export function serve(options: ServeOptions = {}): Server {
       sessions.delete(session);
       admission.release(session.arrival.ip);
       stats.count.active--;
+      if (session.port !== undefined) session.port.active--;
     }
     const { peer } = session.arrival;
     // E.g. a plain-TCP client on the TLS port: one line per interval, not per client.

@@ -62,10 +62,22 @@ export type Counter = keyof Counters;
 /** The counters a part of echod reports (TCP, UDP, or all of them summed). */
 export type Snapshot = Partial<Counters>;
 
+/** Connections of one TCP port, when several are served. */
+export interface PortCounts {
+  /** The port. */
+  port: number;
+  /** Connections accepted on it, admitted or not. */
+  accepted: number;
+  /** Connections open on it now. */
+  active: number;
+}
+
 /** Anything that can report counters: one server, UDP, or several workers summed. */
 export interface StatsSource {
   /** The counters now. */
   snapshot(): Snapshot;
+  /** Per-port connection counts, when more than one port is served. */
+  ports?(): PortCounts[];
 }
 
 /** Every reason a connection can be refused at the door. */
@@ -132,9 +144,17 @@ export class Stats implements StatsSource {
     udpDroppedGlobalRate: 0,
   };
 
+  /** Per-port counts, kept only when more than one port is served. */
+  readonly byPort: Map<number, PortCounts> = new Map();
+
   /** A copy of the counters. */
   snapshot(): Snapshot {
     return { ...this.count };
+  }
+
+  /** Copies of the per-port counts (empty with one port). */
+  ports(): PortCounts[] {
+    return [...this.byPort.values()].map((counts) => ({ ...counts }));
   }
 }
 
