@@ -145,6 +145,11 @@ Deno.test("several --port: each is served on every address, UDP too; the greetin
       );
       socket.close();
     }
+    // /metrics counts each port's connections apart.
+    const { text } = await scrape(echod);
+    for (const port of ports) {
+      assert.equal(metric(text, `echod_port_connections_accepted_total{port="${port}"}`), 2);
+    }
   } finally {
     await echod.stop();
   }
