@@ -207,6 +207,8 @@ Deno.test("parseCommandLine: defaults, serve keyword, durations, repeated hosts"
   assert.deepEqual(plain.config.server, {
     hosts: [],
     port: 40007,
+    ports: undefined,
+    greeting: undefined,
     access: undefined,
     acceptRate: 0,
     proxyProtocol: undefined,
