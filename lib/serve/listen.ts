@@ -208,3 +208,40 @@ function isNoIpv6(error: unknown): boolean {
 function portOf(listener: { addr: Deno.Addr }): number {
   return (listener.addr as Deno.NetAddr).port;
 }
+
+/**
+ * The listeners: `port` and each of `ports`, and `tls.port` when TLS is
+ * served apart; which of them are TLS. Nothing stays open when one fails.
+ */
+export function bindListeners(
+  options: BindOptions & { ports?: number[]; tls?: { port?: number } },
+): {
+  main: Binding;
+  ports: number[];
+  apart?: Binding;
+  listeners: Deno.Listener[];
+  tls: Set<Deno.Listener>;
+} {
+  const bindings: Binding[] = [];
+  try {
+    for (const port of [options.port, ...(options.ports ?? [])]) {
+      bindings.push(bind({ ...options, port }));
+    }
+    if (options.tls?.port !== undefined) {
+      bindings.push(bind({ ...options, port: options.tls.port }));
+    }
+  } catch (error) {
+    for (const binding of bindings) for (const listener of binding.listeners) listener.close();
+    throw error;
+  }
+  const apart = options.tls?.port !== undefined ? bindings.pop() : undefined;
+  const plain = bindings.flatMap((b) => b.listeners);
+  const tls = new Set(options.tls ? (apart?.listeners ?? plain) : []);
+  return {
+    main: bindings[0],
+    ports: bindings.map((b) => b.port),
+    apart,
+    listeners: [...plain, ...(apart?.listeners ?? [])],
+    tls,
+  };
+}

@@ -15,7 +15,7 @@ import { Greeting, readHostName } from "./greeting.ts";
 import { acceptLoop } from "./accept.ts";
 import { Admission, DEFAULT_MAX_CONNS } from "./admission.ts";
 import { type Arrival, Gate } from "./gate.ts";
-import { bind, type Binding } from "./listen.ts";
+import { bindListeners } from "./listen.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
@@ -261,41 +261,6 @@ export function serve(options: ServeOptions = {}): Server {
     ipv6Error: bound.main.ipv6Error,
     stats,
     shutdown,
-  };
-}
-
-/**
- * The listeners: `port` and each of `ports`, and `tls.port` when TLS is
- * served apart; which of them are TLS. Nothing stays open when one fails.
- */
-function bindListeners(options: ServeOptions): {
-  main: Binding;
-  ports: number[];
-  apart?: Binding;
-  listeners: Deno.Listener[];
-  tls: Set<Deno.Listener>;
-} {
-  const bindings: Binding[] = [];
-  try {
-    for (const port of [options.port, ...(options.ports ?? [])]) {
-      bindings.push(bind({ ...options, port }));
-    }
-    if (options.tls?.port !== undefined) {
-      bindings.push(bind({ ...options, port: options.tls.port }));
-    }
-  } catch (error) {
-    for (const binding of bindings) for (const listener of binding.listeners) listener.close();
-    throw error;
-  }
-  const apart = options.tls?.port !== undefined ? bindings.pop() : undefined;
-  const plain = bindings.flatMap((b) => b.listeners);
-  const tls = new Set(options.tls ? (apart?.listeners ?? plain) : []);
-  return {
-    main: bindings[0],
-    ports: bindings.map((b) => b.port),
-    apart,
-    listeners: [...plain, ...(apart?.listeners ?? [])],
-    tls,
   };
 }
 
