@@ -102,3 +102,14 @@ export function closeQuietly(conn: Deno.Conn): void {
 export function udpSocket(hostname: string, port = 0): Deno.DatagramConn {
   return Deno.listenDatagram({ hostname, port, transport: "udp" });
 }
+
+/**
+ * 127.0.0.1 as an IPv4-mapped IPv6 address where the OS routes those
+ * (Linux, macOS: the peer then arrives on the dual-stack `::` listener as
+ * `::ffff:127.0.0.1`). Windows does not (connecting fails with error 10051),
+ * so there it is plain 127.0.0.1, which reaches the `0.0.0.0` listener: the
+ * peer is then plain IPv4, which is what Windows clients are.
+ */
+export const MAPPED_LOOPBACK: string = Deno.build.os === "windows"
+  ? "127.0.0.1"
+  : "::ffff:127.0.0.1";

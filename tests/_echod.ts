@@ -7,6 +7,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { DENO_FLAGS } from "./_programs.ts";
 
 /** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
 export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
@@ -167,6 +168,7 @@ export async function startEchod(
   const permissions = options.permissions ?? ["--allow-net"];
   const argv = [
     "run",
+    ...DENO_FLAGS,
     ...permissions,
     "--no-prompt",
     "main.ts",
@@ -218,7 +220,7 @@ export async function runEchod(
   permissions: string[] = ["--allow-net"],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, "--no-prompt", "main.ts", ...args],
+    args: ["run", ...DENO_FLAGS, ...permissions, "--no-prompt", "main.ts", ...args],
     cwd: ROOT,
     stdin: "null",
   }).output();

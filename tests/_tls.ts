@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { has } from "./_programs.ts";
 
 /** Paths of the test CA and server certificate and key. */
 export interface TestCertificates {
@@ -20,9 +21,8 @@ export interface TestCertificates {
   permissions: string[];
 }
 
-/** Whether openssl can be run here: checked by running it, not through a shell. */
-export const HAS_OPENSSL: boolean = await new Deno.Command("openssl", { args: ["version"] })
-  .output().then((o) => o.success, () => false);
+/** Whether openssl is installed (looked up on PATH, not started). */
+export const HAS_OPENSSL: boolean = has("openssl");
 
 if (!HAS_OPENSSL) console.log("skipping the TLS tests: openssl is not installed");
 

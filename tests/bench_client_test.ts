@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { parseTarget } from "../lib/cli/mod.ts";
 import { ROOT, runEchod, startEchod } from "./_echod.ts";
+import { DENO_FLAGS, has } from "./_programs.ts";
 
 /** Runs `main.ts` with `args`, feeding `input` on stdin. */
 async function runWithInput(
@@ -13,7 +14,7 @@ async function runWithInput(
   input: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--no-prompt", "main.ts", ...args],
+    args: ["run", ...DENO_FLAGS, "--allow-net", "--no-prompt", "main.ts", ...args],
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
@@ -49,7 +50,7 @@ function faultyServer(fault: "corrupt" | "truncate"): { port: number; close(): v
           for (;;) {
             const n = await conn.read(buf);
             if (n === null) break;
-            if (fault === "corrupt" && ++chunks % 10_000 === 0) buf[0] ^= 0xff;
+            if (fault === "corrupt" && ++chunks % 50 === 0) buf[0] ^= 0xff;
             total += n;
             if (fault === "truncate" && total > 10_000) break;
             for (let w = 0; w < n;) w += await conn.write(buf.subarray(w, n));
@@ -168,8 +169,7 @@ Deno.test("echod bench --workers 2 spreads the connections and merges the report
   }
 });
 
-const hasScript = await new Deno.Command("script", { args: ["--version"] }).output()
-  .then((o) => o.success, () => false);
+const hasScript = has("script");
 if (!hasScript) {
   console.log("skipping the progress-line test: script (util-linux) is not installed");
 }
@@ -181,7 +181,7 @@ Deno.test({
     const echod = await startEchod();
     try {
       // script(1) gives the bench a pseudo-terminal, as a person's shell would.
-      const bench = [Deno.execPath(), "run", "--allow-net", "main.ts", "bench"]
+      const bench = [Deno.execPath(), "run", ...DENO_FLAGS, "--allow-net", "main.ts", "bench"]
         .concat([`127.0.0.1:${echod.port}`, "-c", "4", "-d", "2500ms", "--warmup", "0"]);
       const out = await new Deno.Command("script", {
         args: ["-qec", bench.join(" "), "/dev/null"],
@@ -302,7 +302,15 @@ Deno.test("echod client sends stdin, prints the echo, and exits 0 at the end", a
 Deno.test("echod client says so when the server closes before the input ends", async () => {
   const echod = await startEchod(["--idle-timeout", "300ms"]);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--no-prompt", "main.ts", "client", `127.0.0.1:${echod.port}`],
+    args: [
+      "run",
+      ...DENO_FLAGS,
+      "--allow-net",
+      "--no-prompt",
+      "main.ts",
+      "client",
+      `127.0.0.1:${echod.port}`,
+    ],
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { parseCommandLine } from "../lib/cli/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { ROOT, runEchod, startEchod } from "./_echod.ts";
+import { DENO_FLAGS, has } from "./_programs.ts";
 
 const BAD_INPUTS: [string[], string][] = [
   [["--prot", "5"], "unknown option --prot: did you mean --port?"],
@@ -166,10 +167,9 @@ Deno.test({
 
 // As root, the child drops CAP_NET_BIND_SERVICE through setpriv; as another
 // user the OS refuses by itself.
-const isRoot = await new Deno.Command("id", { args: ["-u"] }).output()
+const isRoot = has("id") && await new Deno.Command("id", { args: ["-u"] }).output()
   .then((o) => new TextDecoder().decode(o.stdout).trim() === "0", () => false);
-const hasSetpriv = await new Deno.Command("setpriv", { args: ["--help"] }).output()
-  .then((o) => o.success, () => false);
+const hasSetpriv = has("setpriv");
 // Only Linux reserves ports below 1024 (macOS and Windows let anyone bind them).
 const noPrivilegeDrop = Deno.build.os !== "linux" || (isRoot && !hasSetpriv);
 if (noPrivilegeDrop) {
@@ -189,7 +189,7 @@ Deno.test({
       : [];
     const [program, ...rest] = [...prefix, Deno.execPath()];
     const output = await new Deno.Command(program, {
-      args: [...rest, "run", "--allow-net", "--no-prompt", "main.ts", "--port", "7"],
+      args: [...rest, "run", ...DENO_FLAGS, "--allow-net", "--no-prompt", "main.ts", "--port", "7"],
       cwd: ROOT,
     }).output();
     assert.equal(output.code, 1);

@@ -10,6 +10,7 @@ import { type Echod, ROOT, runEchod, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 import { readLine } from "../lib/net.ts";
+import { DENO_FLAGS, has } from "./_programs.ts";
 
 /** Connects, reads the greeting line, then checks that echo follows. */
 async function greeted(host: string, port: number, conn?: Deno.Conn): Promise<string> {
@@ -176,7 +177,7 @@ Deno.test("--greeting and --port errors: one line each", async () => {
 
 async function bench(echod: Echod, extra: string[]): Promise<Record<string, unknown>> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "main.ts", "bench", `127.0.0.1:${echod.port}`]
+    args: ["run", ...DENO_FLAGS, "--allow-net", "main.ts", "bench", `127.0.0.1:${echod.port}`]
       .concat(["-c", "4", "-d", "500ms", "--warmup", "0", "--json", ...extra]),
     cwd: ROOT,
     stdin: "null",
@@ -205,6 +206,7 @@ Deno.test("echod client --expect-greeting: the greeting on stderr, only the echo
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        ...DENO_FLAGS,
         "--allow-net",
         "main.ts",
         "client",
@@ -228,9 +230,7 @@ Deno.test("echod client --expect-greeting: the greeting on stderr, only the echo
   }
 });
 
-// Run directly, not through a shell: `haproxy -v` fails to start where it is not installed.
-const hasHaproxy = await new Deno.Command("haproxy", { args: ["-v"] }).output()
-  .then((o) => o.success, () => false);
+const hasHaproxy = has("haproxy");
 
 for (const sendProxy of ["send-proxy", "send-proxy-v2"]) {
   Deno.test({

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip } from "./_client.ts";
 import { GRACEFUL_STOP, ROOT, runEchod, startEchod } from "./_echod.ts";
+import { DENO_FLAGS } from "./_programs.ts";
 
 if (!GRACEFUL_STOP) {
   console.log("skipping the signal tests: Windows has no SIGTERM for a test to send");
@@ -110,7 +111,7 @@ Deno.test({
   ignore: !GRACEFUL_STOP,
 }, async () => {
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--no-prompt", "main.ts", "--port", "0"],
+    args: ["run", ...DENO_FLAGS, "--allow-net", "--no-prompt", "main.ts", "--port", "0"],
     cwd: ROOT,
     stderr: "piped",
     stdout: "null",

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closedByPeer, closeQuietly, connect, roundTrip } from "./_client.ts";
+import { closedByPeer, closeQuietly, connect, MAPPED_LOOPBACK, roundTrip } from "./_client.ts";
 import { type Echod, GRACEFUL_STOP, LINUX, type LogRecord, startEchod } from "./_echod.ts";
 
 function closes(echod: Echod, count: number): Promise<LogRecord> {
@@ -48,7 +48,7 @@ Deno.test("--max-conns-per-ip counts IPv4-mapped peers as their IPv4 address", a
   const open: Deno.Conn[] = [];
   try {
     // 127.0.0.1 twice, once through an IPv4-mapped IPv6 socket.
-    for (const host of ["127.0.0.1", "::ffff:127.0.0.1"]) {
+    for (const host of ["127.0.0.1", MAPPED_LOOPBACK]) {
       const conn = await connect(host, echod.port);
       assert.equal(await roundTrip(conn, "ok"), "ok");
       open.push(conn);

@@ -14,6 +14,7 @@ import {
 } from "./_client.ts";
 import { ROOT, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
+import { has } from "./_programs.ts";
 
 function proxyV2(source: number[], port: number): Uint8Array {
   const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -101,9 +102,7 @@ Deno.test("per-IP limits count the client named in the PROXY header, not the pro
   }
 });
 
-// Run directly, not through a shell: `haproxy -v` fails to start where it is not installed.
-const hasHaproxy = await new Deno.Command("haproxy", { args: ["-v"] }).output()
-  .then((o) => o.success, () => false);
+const hasHaproxy = has("haproxy");
 if (!hasHaproxy) console.log("skipping the HAProxy test: haproxy is not installed");
 
 Deno.test({

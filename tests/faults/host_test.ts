@@ -5,18 +5,23 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "../_client.ts";
-import { ROOT, runEchod, startEchod } from "../_echod.ts";
+import { LINUX, ROOT, runEchod, startEchod } from "../_echod.ts";
+import { has } from "../_programs.ts";
 
 // An IPv6-less kernel is simulated with an LD_PRELOAD shim (socket(AF_INET6)
 // fails with EAFNOSUPPORT), built here with the C compiler.
 const shimDir = await Deno.makeTempDir();
-const built = await new Deno.Command("cc", {
-  args: ["-shared", "-fPIC", "-o", `${shimDir}/no_ipv6.so`, "tests/faults/no_ipv6.c", "-ldl"],
-  cwd: ROOT,
-}).output().then(
-  (o) => o.success ? undefined : new TextDecoder().decode(o.stderr),
-  (e) => String(e),
-);
+const built = !LINUX
+  ? "not Linux"
+  : !has("cc")
+  ? "no C compiler (cc)"
+  : await new Deno.Command("cc", {
+    args: ["-shared", "-fPIC", "-o", `${shimDir}/no_ipv6.so`, "tests/faults/no_ipv6.c", "-ldl"],
+    cwd: ROOT,
+  }).output().then(
+    (o) => o.success ? undefined : new TextDecoder().decode(o.stderr),
+    (e) => String(e),
+  );
 const noShim = Deno.build.os !== "linux" || built !== undefined;
 if (noShim) {
   console.log(

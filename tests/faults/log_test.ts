@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip } from "../_client.ts";
 import { ROOT } from "../_echod.ts";
+import { DENO_FLAGS } from "../_programs.ts";
 
 /**
  * Starts echod at debug level with stderr on a pipe that is not read, and
@@ -16,7 +17,7 @@ import { ROOT } from "../_echod.ts";
 async function stalledEchod(): Promise<{ child: Deno.ChildProcess; port: number }> {
   const port = 20_000 + Math.floor(Math.random() * 10_000);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "main.ts", "--port", String(port)]
+    args: ["run", ...DENO_FLAGS, "--allow-net", "main.ts", "--port", String(port)]
       .concat(["--log-level", "debug", "--max-conns-per-ip", "0"]),
     cwd: ROOT,
     stdin: "null",

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The Windows lane: runs echod's test suites with the Windows build of Deno
+# under Wine 10, on this Linux machine, so that every change is checked on
+# Windows semantics (`::` IPv6-only, Windows error codes and paths).
+#
+#   bash scripts/windows_lane.sh [setup|test|faults|all]   (default: all)
+#
+# Wine 10 comes from a Debian 13 (trixie) root made with debootstrap (Debian
+# 12's Wine 8 cannot run Deno); the Windows Deno comes from the npm package
+# @deno/win32-x64 and runs from a module cache the Linux Deno fills (it
+# cannot fetch npm packages through this machine's TLS set-up). Everything
+# is kept under .windows-lane/ (git-ignored), made once and reused.
+#
+# When the lane cannot be set up (not root, no apt-get, no network), it says
+# why and exits 0 after printing "windows lane: skipped: REASON", so CI shows
+# the skip instead of passing silently.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+LANE="$PWD/.windows-lane"
+ROOT="$LANE/trixie"
+WIN_DENO_VERSION=2.9.5 # the newest @deno/win32-x64 on the npm registry
+LINUX_DENO=(npx -y deno@2.9.6)
+MIRROR=http://deb.debian.org/debian
+step="${1:-all}"
+
+skip() {
+  echo "windows lane: skipped: $*"
+  exit 0
+}
+
+setup() {
+  [ "$(id -u)" = 0 ] || skip "needs root (debootstrap and chroot)"
+  command -v apt-get >/dev/null || skip "needs apt-get (Debian) to make a trixie root"
+  if [ ! -x "$ROOT/usr/lib/wine/wine64" ]; then
+    echo "windows lane: making a Debian trixie root with Wine 10 in $ROOT (about 3 minutes, once)"
+    command -v debootstrap >/dev/null || {
+      apt-get update -qq >/dev/null 2>&1
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1
+    } || skip "could not install debootstrap"
+    rm -rf "$ROOT"
+    mkdir -p "$ROOT"
+    debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >"$LANE/debootstrap.log" 2>&1 ||
+      skip "debootstrap trixie failed (see $LANE/debootstrap.log)"
+    mounts
+    chroot "$ROOT" apt-get update -qq >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive chroot "$ROOT" apt-get install -y -qq --no-install-recommends \
+      wine64 wine ca-certificates >"$LANE/wine.log" 2>&1 || skip "installing Wine in the trixie root failed (see $LANE/wine.log)"
+  fi
+  if [ ! -f "$LANE/deno.exe" ]; then
+    (cd "$LANE" && npm pack -s "@deno/win32-x64@$WIN_DENO_VERSION" >/dev/null 2>&1 &&
+      tar -xzf deno-win32-x64-*.tgz package/deno.exe && mv package/deno.exe . && rm -rf package deno-win32-x64-*.tgz) ||
+      skip "could not fetch @deno/win32-x64@$WIN_DENO_VERSION from the npm registry"
+  fi
+  mounts
+  # The Windows Deno reads modules from a cache the Linux one fills.
+  DENO_DIR="$LANE/deno_dir" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker.ts lib/bench/worker.ts \
+    tests/*.ts tests/faults/*.ts >/dev/null 2>&1 || skip "could not fill the module cache"
+  echo "windows lane: ready ($(wine deno.exe --version | head -n 1))"
+}
+
+mounts() {
+  mkdir -p "$ROOT/proc" "$ROOT/dev" "$ROOT/work"
+  mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+  mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
+  mountpoint -q "$ROOT/work" || mount --bind "$PWD" "$ROOT/work"
+}
+
+# Runs a Windows program in the trixie root, from the checkout (Z:\work).
+wine() {
+  local program="$1"
+  shift
+  chroot "$ROOT" env WINEPREFIX=/root/wp WINEDEBUG=-all HOME=/root XDG_RUNTIME_DIR=/tmp \
+    DENO_DIR='Z:\work\.windows-lane\deno_dir' NO_COLOR=1 \
+    sh -c 'cd /work && exec /usr/lib/wine/wine64 "$@"' wine "Z:\\work\\.windows-lane\\$program" "$@"
+}
+
+run_suite() {
+  local what="$1" junit="$2"
+  shift 2
+  setup
+  echo "windows lane: $what under Wine"
+  # An ordinary Wine process kept alive: without one, Wine shuts the prefix
+  # down and stops every service in it about a second later.
+  wine deno.exe eval --cached-only "setTimeout(() => {}, 3_600_000)" >/dev/null 2>&1 &
+  local keeper=$!
+  ECHOD_TEST_DENO_FLAGS=--cached-only wine deno.exe test --cached-only --allow-net --allow-run --allow-read --allow-write --allow-env \
+    --allow-sys=hostname --allow-ffi --junit-path="$junit" "$@"
+  local status=$?
+  kill "$keeper" 2>/dev/null
+  chroot "$ROOT" env WINEPREFIX=/root/wp /usr/lib/wine/wineserver -k 2>/dev/null
+  return $status
+}
+
+case "$step" in
+setup) setup ;;
+test) run_suite "the suite" '.test-results\windows.xml' --ignore=tests/faults tests/ ;;
+faults) run_suite "the fault suite" '.test-results\windows-faults.xml' tests/faults/ ;;
+all)
+  run_suite "the suite" '.test-results\windows.xml' --ignore=tests/faults tests/
+  a=$?
+  run_suite "the fault suite" '.test-results\windows-faults.xml' tests/faults/
+  b=$?
+  [ $a -eq 0 ] && [ $b -eq 0 ]
+  ;;
+*)
+  echo "usage: bash scripts/windows_lane.sh [setup|test|faults|all]"
+  exit 2
+  ;;
+esac
