@@ -38,7 +38,8 @@ setup() {
       apt-get update -qq >/dev/null 2>&1
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1
     } || skip "could not install debootstrap"
-    rm -rf "$ROOT"
+    unmounts
+    rm -rf --one-file-system "$ROOT"
     mkdir -p "$ROOT"
     debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >"$LANE/debootstrap.log" 2>&1 ||
       skip "debootstrap trixie failed (see $LANE/debootstrap.log)"
@@ -58,6 +59,16 @@ setup() {
     tests/*.ts tests/faults/*.ts >/dev/null 2>&1 || skip "could not fill the module cache"
   echo "windows lane: ready ($(wine deno.exe --version | head -n 1))"
 }
+
+# Never left behind: a bind mount of the checkout inside the root would make
+# removing the root remove the checkout.
+unmounts() {
+  for dir in work dev proc; do
+    mountpoint -q "$ROOT/$dir" 2>/dev/null && umount -l "$ROOT/$dir"
+  done
+  return 0
+}
+trap unmounts EXIT
 
 mounts() {
   mkdir -p "$ROOT/proc" "$ROOT/dev" "$ROOT/work"
