@@ -10,7 +10,8 @@ import { type Echod, ROOT, runEchod, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 import { readLine } from "../lib/net.ts";
-import { DENO_FLAGS, has } from "./_programs.ts";
+import { DENO_FLAGS } from "./_programs.ts";
+import { HAS_HAPROXY, startHaproxy } from "./_haproxy.ts";
 
 /** Connects, reads the greeting line, then checks that echo follows. */
 async function greeted(host: string, port: number, conn?: Deno.Conn): Promise<string> {
@@ -230,13 +231,11 @@ Deno.test("echod client --expect-greeting: the greeting on stderr, only the echo
   }
 });
 
-const hasHaproxy = has("haproxy");
-
-for (const sendProxy of ["send-proxy", "send-proxy-v2"]) {
+for (const sendProxy of ["send-proxy", "send-proxy-v2"] as const) {
   Deno.test({
     name:
       `behind HAProxy (${sendProxy}): the greeting says which backend answered and the real client`,
-    ignore: !hasHaproxy,
+    ignore: !HAS_HAPROXY,
     async fn() {
       const args = [
         "--proxy-protocol",
@@ -246,41 +245,9 @@ for (const sendProxy of ["send-proxy", "send-proxy-v2"]) {
       ];
       const a = await startEchod(args);
       const b = await startEchod(args);
-      const dir = await Deno.makeTempDir();
-      const port = 20_000 + Math.floor(Math.random() * 12_000);
-      await Deno.writeTextFile(
-        `${dir}/haproxy.cfg`,
-        [
-          "defaults",
-          "  mode tcp",
-          "  timeout connect 5s",
-          "  timeout client 30s",
-          "  timeout server 30s",
-          "frontend echo",
-          `  bind :::${port} v4v6`,
-          "  default_backend echods",
-          "backend echods",
-          "  balance roundrobin",
-          `  server a 127.0.0.1:${a.port} ${sendProxy}`,
-          `  server b 127.0.0.1:${b.port} ${sendProxy}`,
-          "",
-        ].join("\n"),
-      );
-      const haproxy = new Deno.Command("haproxy", {
-        args: ["-db", "-f", `${dir}/haproxy.cfg`],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const haproxy = await startHaproxy([a.port, b.port], { sendProxy, v4v6: true });
+      const port = haproxy.port;
       try {
-        for (let tries = 0;; tries++) {
-          try {
-            (await connect("127.0.0.1", port)).close();
-            break;
-          } catch (error) {
-            if (tries > 200) throw error;
-            await new Promise((r) => setTimeout(r, 25)); // polling HAProxy's readiness
-          }
-        }
         const lines = [
           await greeted("127.0.0.1", port),
           await greeted("127.0.0.1", port),
@@ -293,11 +260,9 @@ for (const sendProxy of ["send-proxy", "send-proxy-v2"]) {
         assert.match(lines[0], /^127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ via 127\.0\.0\.1:\d+$/);
         assert.match(lines[2], /^127\.0\.0\.1:\d+ \[::1\]:\d+ via 127\.0\.0\.1:\d+$/);
       } finally {
-        haproxy.kill("SIGTERM");
-        await haproxy.status;
+        await haproxy.stop();
         await a.stop();
         await b.stop();
-        await Deno.remove(dir, { recursive: true });
       }
     },
   });

@@ -12,9 +12,9 @@ import {
   roundTrip,
   writeAll,
 } from "./_client.ts";
-import { ROOT, startEchod } from "./_echod.ts";
+import { startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
-import { has } from "./_programs.ts";
+import { HAS_HAPROXY, startHaproxy } from "./_haproxy.ts";
 
 function proxyV2(source: number[], port: number): Uint8Array {
   const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -102,55 +102,19 @@ Deno.test("per-IP limits count the client named in the PROXY header, not the pro
   }
 });
 
-const hasHaproxy = has("haproxy");
-if (!hasHaproxy) console.log("skipping the HAProxy test: haproxy is not installed");
+if (!HAS_HAPROXY) console.log("skipping the HAProxy test: haproxy is not installed");
 
 Deno.test({
   name: "behind HAProxy (send-proxy-v2, round robin): true client addresses and per-client limits",
-  ignore: !hasHaproxy,
+  ignore: !HAS_HAPROXY,
   async fn() {
     const args = ["--proxy-protocol", "--trusted-proxy", "127.0.0.1", "--max-conns-per-ip", "1"];
     const a = await startEchod([...args, "--log-level", "debug"]);
     const b = await startEchod([...args, "--log-level", "debug"]);
-    const dir = await Deno.makeTempDir();
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    await Deno.writeTextFile(
-      `${dir}/haproxy.cfg`,
-      [
-        "defaults",
-        "  mode tcp",
-        "  timeout connect 5s",
-        "  timeout client 30s",
-        "  timeout server 30s",
-        "frontend echo",
-        `  bind 127.0.0.1:${port}`,
-        `  bind [::1]:${port}`,
-        "  default_backend echods",
-        "backend echods",
-        "  balance roundrobin",
-        `  server a 127.0.0.1:${a.port} send-proxy-v2`,
-        `  server b 127.0.0.1:${b.port} send-proxy-v2`,
-        "",
-      ].join("\n"),
-    );
-    const haproxy = new Deno.Command("haproxy", {
-      args: ["-db", "-f", `${dir}/haproxy.cfg`],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const haproxy = await startHaproxy([a.port, b.port], { sendProxy: "send-proxy-v2" });
+    const port = haproxy.port;
     const open: Deno.Conn[] = [];
     try {
-      // Ready when its frontend accepts (HAProxy prints nothing on start).
-      for (let tries = 0;; tries++) {
-        try {
-          (await connect("127.0.0.1", port)).close();
-          break;
-        } catch (error) {
-          if (tries > 200) throw error;
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      }
       // Four clients from ::1, spread over both backends: each backend
       // admits one (the limit is one per client address) and refuses the rest.
       const fromV6: boolean[] = [];
@@ -180,11 +144,9 @@ Deno.test({
       }
     } finally {
       open.forEach(closeQuietly);
-      haproxy.kill("SIGTERM");
-      await haproxy.output();
+      await haproxy.stop();
       await a.stop();
       await b.stop();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
