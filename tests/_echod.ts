@@ -15,6 +15,17 @@ export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
 /** Whether /proc, `sh` and `ulimit` are there (Linux), for memory, CPU and descriptor tests. */
 export const LINUX: boolean = Deno.build.os === "linux";
 
+/**
+ * `ignore` for a test that needs Linux (`/proc` for memory and CPU, `sh`
+ * and `ulimit` for descriptor limits): elsewhere it prints why it is
+ * skipped, and returns true.
+ */
+export function linuxOnly(test: string, needs: string): boolean {
+  if (LINUX) return false;
+  console.log(`skipping ${test}: it needs ${needs} (Linux; this is ${Deno.build.os})`);
+  return true;
+}
+
 /** The repository root (where main.ts is). */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 

@@ -129,8 +129,11 @@ function bindAll<T extends { addr: Deno.Addr; close(): void }>(
     const v4 = open("0.0.0.0", portOf(v6));
     return { listeners: [v6, v4], port: portOf(v6), mode: "two-listeners" };
   } catch (error) {
-    // The port is taken for IPv4 by our own `::` socket, which accepts IPv4.
+    // The port is taken for IPv4 by our own `::` socket, which accepts IPv4
+    // (Linux, macOS). On Windows `::` is IPv6-only: there the IPv4 port is
+    // another program's, and echod must say so rather than serve IPv6 alone.
     if (
+      Deno.build.os !== "windows" &&
       error instanceof RuntimeError && isCause(error, Deno.errors.AddrInUse)
     ) {
       return { listeners: [v6], port: portOf(v6), mode: "dual-stack" };

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
-import { type Echod, startEchod } from "../_echod.ts";
+import { type Echod, linuxOnly, startEchod } from "../_echod.ts";
 
 /** Round-trip times of `count` 64-byte messages on one fresh connection, in ms, sorted. */
 async function latencies(port: number, count: number): Promise<number[]> {
@@ -80,7 +80,10 @@ Deno.test("slowloris: 2,000 near-silent connections close at --idle-timeout; a g
   assert.equal(totals.idleTimeouts, 2_000);
 });
 
-Deno.test("slow readers: 20 clients that write and never read leave memory bounded and others served", async () => {
+Deno.test({
+  name: "slow readers: 20 clients that write and never read leave memory bounded and others served",
+  ignore: linuxOnly("the slow-readers test", "/proc to read echod's memory"),
+}, async () => {
   const echod = await startEchod(["--idle-timeout", "3s"]);
   const baseline = await echod.rss();
   const readers = await openMany(echod.port, 20);
@@ -171,7 +174,10 @@ Deno.test("a flood past --max-conns and --max-conns-per-ip is refused at once, c
   assert.equal((totals.accepted as number) - refused, 101);
 });
 
-Deno.test("descriptor exhaustion: no crash, no busy loop, accepting resumes", async () => {
+Deno.test({
+  name: "descriptor exhaustion: no crash, no busy loop, accepting resumes",
+  ignore: linuxOnly("the descriptor-exhaustion test", "ulimit and /proc"),
+}, async () => {
   const echod = await startEchod([], { shellPrefix: "ulimit -n 64" });
   const held = await openMany(echod.port, 300);
   try {
