@@ -3,7 +3,7 @@
 # under Wine 10, on this Linux machine, so that every change is checked on
 # Windows semantics (`::` IPv6-only, Windows error codes and paths).
 #
-#   bash scripts/windows_lane.sh [setup|test|faults|all]   (default: all)
+#   bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|all]   (default: all)
 #
 # Wine 10 comes from a Debian 13 (trixie) root made with debootstrap (Debian
 # 12's Wine 8 cannot run Deno); the Windows Deno comes from the npm package
@@ -105,7 +105,14 @@ run_suite() {
 
 case "$step" in
 setup) setup ;;
-test) run_suite "the suite" '.test-results\windows.xml' --ignore=tests/faults tests/ ;;
+test)
+  shift
+  if [ $# -gt 0 ]; then
+    run_suite "$*" '.test-results\windows-some.xml' "$@" # e.g. --filter NAME tests/x_test.ts
+  else
+    run_suite "the suite" '.test-results\windows.xml' --ignore=tests/faults tests/
+  fi
+  ;;
 faults) run_suite "the fault suite" '.test-results\windows-faults.xml' tests/faults/ ;;
 all)
   run_suite "the suite" '.test-results\windows.xml' --ignore=tests/faults tests/
