@@ -5,6 +5,7 @@
  * ```sh
  * deno run -A scripts/smoke.ts dist/echod-x86_64-unknown-linux-gnu/echod x86_64-unknown-linux-gnu
  * deno task smoke          # the same against `deno run main.ts`, this OS's target
+ * deno run -A scripts/smoke.ts --deno --cached-only   # flags after --deno go to deno run
  * ```
  *
  * Checks: `--version` names the target; `serve` on a free port echoes over
@@ -24,10 +25,12 @@ function echodCommand(): { program: string; prefix: string[]; target: string } {
     return { program: binary, prefix: [], target: target ?? Deno.build.target };
   }
   const main = new URL("../main.ts", import.meta.url).pathname.replace(/^\/([A-Za-z]:)/, "$1");
+  // Flags after --deno go to every deno run (the Windows lane: --cached-only).
+  const extra = Deno.args.slice(1);
   return {
     program: Deno.execPath(),
     // What each command needs, and no prompt.
-    prefix: ["run", "--allow-net", "--allow-read", "--allow-write", "--no-prompt", main],
+    prefix: ["run", ...extra, "--allow-net", "--allow-read", "--allow-write", "--no-prompt", main],
     target: Deno.build.target,
   };
 }

@@ -3,7 +3,7 @@
 # under Wine 10, on this Linux machine, so that every change is checked on
 # Windows semantics (`::` IPv6-only, Windows error codes and paths).
 #
-#   bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|all]   (default: all)
+#   bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|all]   (default: all)
 #
 # Wine 10 comes from a Debian 13 (trixie) root made with debootstrap (Debian
 # 12's Wine 8 cannot run Deno); the Windows Deno comes from the npm package
@@ -56,7 +56,7 @@ setup() {
   mounts
   # The Windows Deno reads modules from a cache the Linux one fills.
   DENO_DIR="$LANE/deno_dir" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker.ts lib/bench/worker.ts \
-    tests/*.ts tests/faults/*.ts >/dev/null 2>&1 || skip "could not fill the module cache"
+    tests/*.ts tests/faults/*.ts scripts/smoke.ts >/dev/null 2>&1 || skip "could not fill the module cache"
   echo "windows lane: ready ($(wine deno.exe --version | head -n 1))"
 }
 
@@ -103,8 +103,15 @@ run_suite() {
   return $status
 }
 
+smoke() {
+  setup
+  echo "windows lane: the release smoke test under Wine"
+  wine deno.exe run --cached-only -A scripts/smoke.ts --deno --cached-only
+}
+
 case "$step" in
 setup) setup ;;
+smoke) smoke ;;
 test)
   shift
   if [ $# -gt 0 ]; then
@@ -122,7 +129,7 @@ all)
   [ $a -eq 0 ] && [ $b -eq 0 ]
   ;;
 *)
-  echo "usage: bash scripts/windows_lane.sh [setup|test|faults|all]"
+  echo "usage: bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|all]"
   exit 2
   ;;
 esac
