@@ -24,6 +24,14 @@ async function closedWithin(conn: Deno.Conn, limitMs: number): Promise<number> {
   }
 }
 
+/** Sends `size` patterned bytes on `conn` and checks they all come back, then closes it. */
+async function echoesBack(conn: Deno.Conn, size: number): Promise<void> {
+  const data = pattern(size);
+  await writeAll(conn, data);
+  assert.deepEqual(await readExactly(conn, data.length), data);
+  conn.close();
+}
+
 async function openDescriptors(pid: number): Promise<number> {
   const output = await new Deno.Command("ls", { args: [`/proc/${pid}/fd`] }).output();
   return new TextDecoder().decode(output.stdout).trim().split("\n").length;
@@ -70,11 +78,7 @@ Deno.test({
         assert.ok(now <= before + 2, `echod holds ${now} descriptors, ${before} before the flood`);
       }
       // And a real TLS client is served afterwards.
-      const good = await connectTls("127.0.0.1", echod.port);
-      const data = pattern(10_000);
-      await writeAll(good, data);
-      assert.deepEqual(await readExactly(good, data.length), data);
-      good.close();
+      await echoesBack(await connectTls("127.0.0.1", echod.port), 10_000);
     } finally {
       await echod.stop();
     }
@@ -129,11 +133,7 @@ Deno.test({
       const closed = await Promise.all(silent.map((c) => closedWithin(c, 6_000)));
       for (const c of silent) closeQuietly(c);
       assert.equal(closed.filter((ms) => ms < 0).length, 0);
-      const plain = await connect("127.0.0.1", echod.port);
-      const data = pattern(1000);
-      await writeAll(plain, data);
-      assert.deepEqual(await readExactly(plain, data.length), data);
-      plain.close();
+      await echoesBack(await connect("127.0.0.1", echod.port), 1000);
     } finally {
       await echod.stop();
     }
@@ -171,11 +171,7 @@ Deno.test({
       // few MiB (measured: 63 MiB for 20; 1.2 GB before echod read-gated TLS).
       const grown = (await echod.rss()) - baseline;
       assert.ok(grown < 100 * 1024 * 1024, `RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB`);
-      const good = await connectTls("127.0.0.1", echod.port);
-      const data = pattern(5000, 3);
-      await writeAll(good, data);
-      assert.deepEqual(await readExactly(good, data.length), data);
-      good.close();
+      await echoesBack(await connectTls("127.0.0.1", echod.port), 5000);
       for (const w of writers) closeQuietly(w);
     } finally {
       await echod.stop();
