@@ -213,6 +213,24 @@ function portOf(listener: { addr: Deno.Addr }): number {
 }
 
 /**
+ * Binds each of `ports` with `bindOne`, in order; when one fails, closes
+ * what the others opened and rethrows. Shared by TCP and UDP.
+ */
+export function bindPorts<P, T extends { close(): void }>(
+  ports: P[],
+  bindOne: (port: P) => Binding<T>,
+): Binding<T>[] {
+  const bindings: Binding<T>[] = [];
+  try {
+    for (const port of ports) bindings.push(bindOne(port));
+  } catch (error) {
+    for (const binding of bindings) for (const socket of binding.listeners) socket.close();
+    throw error;
+  }
+  return bindings;
+}
+
+/**
  * The listeners: `port` and each of `ports`, and `tls.port` when TLS is
  * served apart; which of them are TLS. Nothing stays open when one fails.
  */
@@ -225,18 +243,9 @@ export function bindListeners(
   listeners: Deno.Listener[];
   tls: Set<Deno.Listener>;
 } {
-  const bindings: Binding[] = [];
-  try {
-    for (const port of [options.port, ...(options.ports ?? [])]) {
-      bindings.push(bind({ ...options, port }));
-    }
-    if (options.tls?.port !== undefined) {
-      bindings.push(bind({ ...options, port: options.tls.port }));
-    }
-  } catch (error) {
-    for (const binding of bindings) for (const listener of binding.listeners) listener.close();
-    throw error;
-  }
+  const ports = [options.port, ...(options.ports ?? [])];
+  if (options.tls?.port !== undefined) ports.push(options.tls.port);
+  const bindings = bindPorts(ports, (port) => bind({ ...options, port }));
   const apart = options.tls?.port !== undefined ? bindings.pop() : undefined;
   const plain = bindings.flatMap((b) => b.listeners);
   const tls = new Set(options.tls ? (apart?.listeners ?? plain) : []);

@@ -129,8 +129,9 @@ function listenForOtherSignals(config: ServeConfig): void {
   // Deno (2.9.2 and later) opens its debugger on 127.0.0.1:9229 on SIGUSR1,
   // as Node does: anyone on the host could then run code as echod. Close it
   // again at once, and once more in case the runtime opens it after us.
-  const inspector = import("node:inspector"); // loaded now, off the start-up path
   Deno.addSignalListener("SIGUSR1", function onUsr1() {
+    // Loaded only when the signal comes: nothing added to every start-up.
+    const inspector = import("node:inspector");
     inspector.then(closeInspector);
     setTimeout(() => inspector.then(closeInspector), 100);
     log.warning(

@@ -155,7 +155,7 @@ export function serve(options: ServeOptions = {}): Server {
     },
   });
 
-  const perPort = bound.listeners.length > 1 && new Set(bound.ports).size > 1;
+  const perPort = bound.ports.length > 1;
   for (const listener of bound.listeners) {
     const tls = bound.tls.has(listener);
     const port = (listener.addr as Deno.NetAddr).port;

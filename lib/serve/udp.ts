@@ -15,7 +15,7 @@
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
 import { RuntimeError } from "../errors.ts";
-import { bindSockets } from "./listen.ts";
+import { bindPorts, bindSockets } from "./listen.ts";
 import { closeQuietly, formatAddr, hostPort } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
@@ -106,30 +106,19 @@ export interface UdpServer {
 
 /** Binds the UDP sockets (dual stack like TCP) and starts echoing. */
 export function serveUdp(options: UdpOptions): UdpServer {
-  const sockets: Deno.DatagramConn[] = [];
-  try {
-    for (const port of options.ports) {
-      sockets.push(...bindSockets(options.hosts ?? [], port, openUdp).listeners);
-    }
-  } catch (error) {
-    for (const socket of sockets) closeQuietly(socket);
-    throw error;
-  }
+  const sockets = bindPorts(
+    options.ports,
+    (port) => bindSockets(options.hosts ?? [], port, openUdp),
+  )
+    .flatMap((binding) => binding.listeners);
   const own = new Set(options.ports);
   const perSource = new RateLimiter(options.rate ?? DEFAULT_UDP_RATE, undefined, {
     maxKeys: MAX_SOURCES,
   });
   const loops = new LoopGuard();
   const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
-  const count: Snapshot = {
-    udpEchoed: 0,
-    udpBytes: 0,
-    udpDroppedReflectorPort: 0,
-    udpDroppedLoop: 0,
-    udpDroppedDenied: 0,
-    udpDroppedSourceRate: 0,
-    udpDroppedGlobalRate: 0,
-  };
+  // Only what happened; the TCP server's snapshot has every counter at 0.
+  const count: Snapshot = {};
   const add = (counter: Counter, by: number) => count[counter] = (count[counter] ?? 0) + by;
   const log = getLog("udp");
   const throttle = new LogThrottle(5_000);
