@@ -11,7 +11,8 @@ import { UsageError } from "./errors.ts";
 export type Need =
   | { name: "read"; path?: string | URL }
   | { name: "write"; path: string }
-  | { name: "run"; command: string };
+  | { name: "run"; command: string }
+  | { name: "ffi" };
 
 /**
  * Throws {@linkcode UsageError} when any of `needs` is not granted:
@@ -36,6 +37,7 @@ export function requirePermission(who: string, needs: Need[]): void {
 
 function valueOf(need: Need): string | undefined {
   if (need.name === "run") return need.command;
+  if (need.name === "ffi") return undefined;
   if (need.path === undefined || need.path instanceof URL) return undefined;
   return need.path;
 }

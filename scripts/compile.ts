@@ -10,7 +10,9 @@
  * Permissions baked in, and why: --allow-net to serve; --allow-read for
  * worker modules, TLS files and the service command's checks; --allow-write
  * for --log-file, bench --html and the service files; --allow-run only for
- * the three service managers. No env, ffi or sys access.
+ * systemctl, launchctl and netsh.exe (the Windows firewall rule);
+ * --allow-sys=hostname for --greeting. Windows builds add --allow-ffi, for
+ * `echod service` to talk to the Service Control Manager. No env access.
  *
  * @module
  */
@@ -26,12 +28,18 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ];
 
+/** The flags of a build for `target` (this host when undefined). */
+export function compileFlags(target: string | undefined): string[] {
+  const windows = target === undefined ? Deno.build.os === "windows" : target.includes("windows");
+  return windows ? [...COMPILE_FLAGS, "--allow-ffi"] : COMPILE_FLAGS;
+}
+
 /** Flags every build gets (deno.json adds the unstable `net` feature for SO_REUSEPORT). */
 export const COMPILE_FLAGS = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
-  "--allow-run=systemctl,launchctl,powershell.exe",
+  "--allow-run=systemctl,launchctl,netsh.exe",
   "--allow-sys=hostname",
   "--include",
   "lib/serve/worker.ts",
@@ -57,7 +65,7 @@ if (import.meta.main) {
   for (const build of builds) {
     const args = [
       "compile",
-      ...COMPILE_FLAGS,
+      ...compileFlags(build.target),
       ...(build.target ? ["--target", build.target] : []),
       "--output",
       build.output,

@@ -3,7 +3,7 @@
 #   irm https://github.com/echod/echod/releases/latest/download/install.ps1 | iex
 #   .\install.ps1 [-Version 0.1.0] [-Prefix "C:\Program Files\echod"] [-Service] [-ServeArgs @('--port','7007')]
 #
-# -Service registers echod as a scheduled task (run as Administrator).
+# -Service installs and starts echod as a Windows service (run as Administrator).
 # $env:ECHOD_REPO (owner/name) or $env:ECHOD_BASE_URL (a mirror of .../releases) say where from.
 param(
   [string]$Version = "latest",
@@ -43,6 +43,9 @@ try {
   }
   Expand-Archive -Path "$work\$name.zip" -DestinationPath $work
   New-Item -ItemType Directory -Force -Path $Prefix | Out-Null
+  # A running service holds echod.exe open: stop it to replace the file (it drains), start it after.
+  $running = Get-Service -Name echod -ErrorAction SilentlyContinue | Where-Object { $_.Status -eq "Running" }
+  if ($running) { Stop-Service -Name echod }
   Copy-Item "$work\$name\echod.exe" (Join-Path $Prefix "echod.exe") -Force
   Write-Output "installed echod $Version to $(Join-Path $Prefix 'echod.exe')"
   $machinePath = [Environment]::GetEnvironmentVariable("Path", "Machine")
@@ -53,6 +56,9 @@ try {
   if ($Service) {
     & (Join-Path $Prefix "echod.exe") service install -- @ServeArgs
     if ($LASTEXITCODE -ne 0) { throw "echod service install failed" }
+  } elseif ($running) {
+    Start-Service -Name echod
+    Write-Output "restarted the echod service"
   }
 } finally {
   Remove-Item -Recurse -Force $work -ErrorAction SilentlyContinue

@@ -3,7 +3,7 @@
 # under Wine 10, on this Linux machine, so that every change is checked on
 # Windows semantics (`::` IPv6-only, Windows error codes and paths).
 #
-#   bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|all]   (default: all)
+#   bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|exec PROGRAM [ARGS…]|all]   (default: all)
 #
 # Wine 10 comes from a Debian 13 (trixie) root made with debootstrap (Debian
 # 12's Wine 8 cannot run Deno); the Windows Deno comes from the npm package
@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 LANE="$PWD/.windows-lane"
 ROOT="$LANE/trixie"
+CACHE="$ROOT/root/wp/drive_c/users/root/AppData/Local/deno"
 WIN_DENO_VERSION=2.9.5 # the newest @deno/win32-x64 on the npm registry
 LINUX_DENO=(npx -y deno@2.9.6)
 MIRROR=http://deb.debian.org/debian
@@ -54,10 +55,14 @@ setup() {
       skip "could not fetch @deno/win32-x64@$WIN_DENO_VERSION from the npm registry"
   fi
   mounts
-  # The Windows Deno reads modules from a cache the Linux one fills.
-  DENO_DIR="$LANE/deno_dir" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker.ts lib/bench/worker.ts \
+  local version
+  version=$(wine deno.exe --version | head -n 1) || skip "the Windows Deno does not run under Wine"
+  # The Windows Deno reads modules from a cache the Linux one fills: its
+  # default one (%LOCALAPPDATA%\deno), which a service started by Wine's
+  # service manager (with an environment of its own) finds too.
+  DENO_DIR="$CACHE" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker.ts lib/bench/worker.ts \
     tests/*.ts tests/faults/*.ts scripts/smoke.ts >/dev/null 2>&1 || skip "could not fill the module cache"
-  echo "windows lane: ready ($(wine deno.exe --version | head -n 1))"
+  echo "windows lane: ready ($version)"
 }
 
 # Never left behind: a bind mount of the checkout inside the root would make
@@ -77,13 +82,15 @@ mounts() {
   mountpoint -q "$ROOT/work" || mount --bind "$PWD" "$ROOT/work"
 }
 
-# Runs a Windows program in the trixie root, from the checkout (Z:\work).
+# Runs a Windows program in the trixie root, from the checkout (Z:\work):
+# deno.exe from .windows-lane, anything else (sc.exe, cmd.exe) from Wine's system32.
 wine() {
   local program="$1"
   shift
+  [ "$program" = deno.exe ] && program='Z:\work\.windows-lane\deno.exe'
   chroot "$ROOT" env WINEPREFIX=/root/wp WINEDEBUG=-all HOME=/root XDG_RUNTIME_DIR=/tmp \
-    DENO_DIR='Z:\work\.windows-lane\deno_dir' NO_COLOR=1 \
-    sh -c 'cd /work && exec /usr/lib/wine/wine64 "$@"' wine "Z:\\work\\.windows-lane\\$program" "$@"
+    NO_COLOR=1 \
+    sh -c 'cd /work && exec /usr/lib/wine/wine64 "$@"' wine "$program" "$@"
 }
 
 run_suite() {
@@ -111,6 +118,11 @@ smoke() {
 
 case "$step" in
 setup) setup ;;
+exec) # a Windows program with its arguments, e.g. exec sc.exe query echod
+  shift
+  setup >/dev/null
+  wine "$@"
+  ;;
 smoke) smoke ;;
 test)
   shift
@@ -129,7 +141,7 @@ all)
   [ $a -eq 0 ] && [ $b -eq 0 ]
   ;;
 *)
-  echo "usage: bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|all]"
+  echo "usage: bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|exec PROGRAM [ARGS…]|all]"
   exit 2
   ;;
 esac

@@ -161,20 +161,36 @@ Deno.test("launchd plist is well-formed XML with the daemon's keys", async () =>
   assert.deepEqual(dict.array.string.slice(-3), ["serve", "--port", "7007"]);
 });
 
-Deno.test("Windows script registers a boot task as SYSTEM that restarts and logs to a file", async () => {
-  const script = await print("windows", ["--port", "7007"]);
-  assert.match(script, /Register-ScheduledTask -TaskName 'echod' -Xml \$xml -Force/);
-  assert.match(script, /New-NetFirewallRule .* -LocalPort 7007 /);
-  const xml = /@'\n([\s\S]*?)'@/.exec(script)![1];
-  assert.equal(XMLValidator.validate(xml), true);
-  const task = new XMLParser({ parseTagValue: false }).parse(xml).Task;
-  assert.equal(task.Principals.Principal.UserId, "S-1-5-18");
-  assert.ok("BootTrigger" in task.Triggers);
-  assert.equal(task.Settings.ExecutionTimeLimit, "PT0S");
-  assert.equal(task.Settings.RestartOnFailure.Count, "999");
+Deno.test("Windows script creates or updates a native service that restarts and logs to a file", async () => {
+  const script = await print("windows", ["--port", "7007", "--udp"]);
+  const binPath = /^\$binPath = '(.*)'$/m.exec(script)?.[1];
+  assert.ok(binPath !== undefined, script);
+  // The SCM starts `echod service run`, which answers it, then serves.
   assert.match(
-    task.Actions.Exec.Arguments,
-    /serve --port 7007 --log-file C:\\ProgramData\\echod\\echod\.log/,
+    binPath,
+    / service run -- --port 7007 --udp --log-file C:\\ProgramData\\echod\\echod\.log$/,
+  );
+  assert.match(binPath, / --allow-ffi /);
+  assert.match(
+    script,
+    /New-Service -Name 'echod' -BinaryPathName \$binPath .* -StartupType Automatic/,
+  );
+  assert.match(script, /Invoke-CimMethod -MethodName Change -Arguments @\{ PathName = \$binPath;/);
+  assert.match(script, /sc\.exe failure echod reset= 86400 actions= restart\/5000\//);
+  assert.match(script, /New-NetFirewallRule .* -Protocol TCP -LocalPort 7007 /);
+  assert.match(script, /New-NetFirewallRule .* -Protocol UDP -LocalPort 7007 /);
+  assert.match(script, /^Start-Service -Name 'echod'$/m);
+  assert.doesNotMatch(script, /ScheduledTask/);
+});
+
+Deno.test("service run is for the Windows service manager", {
+  ignore: Deno.build.os === "windows",
+}, async () => {
+  const { code, stderr } = await runEchod(["service", "run", "--", "--port", "0"]);
+  assert.equal(code, 2);
+  assert.match(
+    stderr.trim(),
+    /^echod: echod service run is how the Windows service manager starts echod; on \w+, use echod serve$/,
   );
 });
 
@@ -218,7 +234,7 @@ Deno.test("service usage errors: one line each, exit 2", async () => {
       [["service"], /^echod service needs an action: /],
       [
         ["service", "start"],
-        /^unknown service action 'start': use install, uninstall, status, print$/,
+        /^unknown service action 'start': use install, uninstall, status, print, run$/,
       ],
       [
         ["service", "print", "upstart"],

@@ -19,9 +19,9 @@ import { SERVE, serveConfig } from "./serve.ts";
 /** The service command's options. */
 export const SERVICE: CommandSpec = {
   name: "service",
-  summary: "install echod as a system service (systemd, launchd, Windows task)",
+  summary: "install echod as a system service (systemd, launchd, Windows service)",
   usage:
-    "echod service install|uninstall|status|print [systemd|launchd|windows] [-- SERVE OPTIONS]",
+    "echod service install|uninstall|status|print|run [systemd|launchd|windows] [-- SERVE OPTIONS]",
   target: false,
   options: [
     {
@@ -37,10 +37,17 @@ export const SERVICE: CommandSpec = {
     "echod service print launchd -- --port 7007",
     "sudo echod service status",
     "sudo echod service uninstall",
+    "echod service run -- --port 7007   (Windows: how the service manager starts echod)",
   ],
 };
 
-const SERVICE_ACTIONS: readonly ServiceAction[] = ["install", "uninstall", "status", "print"];
+const SERVICE_ACTIONS: readonly ServiceAction[] = [
+  "install",
+  "uninstall",
+  "status",
+  "print",
+  "run",
+];
 
 /**
  * Turns the positionals (action, kind), the serve options after `--` and
@@ -84,6 +91,11 @@ export function serviceConfig(
           `this host uses ${host} (echod service print ${kind} shows the file)`,
       );
     }
+  }
+  if (action === "run" && host !== "windows") {
+    throw new UsageError(
+      `echod service run is how the Windows service manager starts echod; on ${Deno.build.os}, use echod serve`,
+    );
   }
   const root = opts.path("root");
   if (root !== undefined && kind !== "systemd") {

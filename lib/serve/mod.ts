@@ -29,10 +29,27 @@ const STOP_SIGNALS: Deno.Signal[] = WINDOWS
   : ["SIGINT", "SIGTERM", "SIGQUIT"];
 
 /**
- * Runs the server until a stop signal and returns the exit code. Errors
- * that stop it from starting are thrown for `main.ts` to report.
+ * How something other than a signal runs the server (the Windows service
+ * control handler): what stops it, and what to tell when.
  */
-export async function runServe(config: ServeConfig): Promise<number> {
+export interface ServeControl {
+  /**
+   * Stops the server when it resolves, with what asked for it (logged).
+   * When given, stop signals are not listened for.
+   */
+  stop: Promise<string>;
+  /** Called once everything is bound, just before the readiness line. */
+  ready?: () => void;
+  /** Called when the drain begins. */
+  draining?: () => void;
+}
+
+/**
+ * Runs the server until a stop signal (or `control.stop`) and returns the
+ * exit code. Errors that stop it from starting are thrown for the caller
+ * to report.
+ */
+export async function runServe(config: ServeConfig, control?: ServeControl): Promise<number> {
   // Node's TLS is loaded only when TLS is served; the certificate is checked
   // here, so a bad one is one line at start-up.
   const tls = config.tls && {
@@ -75,8 +92,31 @@ export async function runServe(config: ServeConfig): Promise<number> {
   }
 
   // Listen before announcing, so a signal sent on readiness is not lost.
-  const running = server;
-  const stopSignal = new Promise<Deno.Signal>((resolve) => {
+  const stopSignal = control?.stop ?? listenForStopSignals(server);
+  if (!WINDOWS && control === undefined) listenForOtherSignals(config);
+  control?.ready?.();
+  announce(server, config, udp, metrics);
+  const reporter = startStatsReporter(stats, config.statsInterval, log);
+
+  const signal = await stopSignal;
+  log.info("received {signal}: no longer accepting connections", { signal });
+  control?.draining?.();
+  udp?.close();
+  await server.shutdown({ drainTimeout: config.drainTimeout });
+  reporter?.stop();
+  await metrics?.close();
+  log.info(
+    "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
+    { ...stats.snapshot(), refused: refusedTotal(stats.snapshot()) },
+  );
+  await closeLogging();
+  return 0;
+}
+
+/** Resolves with the first stop signal; a second one closes every connection at once. */
+function listenForStopSignals(running: Server): Promise<string> {
+  const log = getLog();
+  return new Promise<string>((resolve) => {
     let received = false;
     for (const name of STOP_SIGNALS) {
       Deno.addSignalListener(name, function onSignal() {
@@ -91,22 +131,6 @@ export async function runServe(config: ServeConfig): Promise<number> {
       });
     }
   });
-  if (!WINDOWS) listenForOtherSignals(config);
-  announce(server, config, udp, metrics);
-  const reporter = startStatsReporter(stats, config.statsInterval, log);
-
-  const signal = await stopSignal;
-  log.info("received {signal}: no longer accepting connections", { signal });
-  udp?.close();
-  await server.shutdown({ drainTimeout: config.drainTimeout });
-  reporter?.stop();
-  await metrics?.close();
-  log.info(
-    "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
-    { ...stats.snapshot(), refused: refusedTotal(stats.snapshot()) },
-  );
-  await closeLogging();
-  return 0;
 }
 
 /**

@@ -13,6 +13,10 @@ import { renderWindowsScript, windows } from "./windows.ts";
 
 /** Runs the service action and returns the exit code. */
 export async function runService(config: ServiceConfig): Promise<number> {
+  if (config.action === "run") {
+    // The Windows service manager starting echod.
+    return await (await import("./windows_service.ts")).runWindowsService(config.serve);
+  }
   const spec = serviceSpec(config.kind, config);
   if (config.action === "print") {
     console.log(renderService(config.kind, spec).trimEnd());

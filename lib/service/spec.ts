@@ -46,6 +46,10 @@ export interface ServiceSpec {
   command: string[];
   /** The port served, to decide whether binding needs a capability. */
   port: number;
+  /** Every TCP port served (`--port`s and `--tls-port`), for a firewall rule. */
+  tcpPorts: number[];
+  /** Every UDP port served (with `--udp`: the `--port`s). */
+  udpPorts: number[];
   /** `--max-conns`, to size the descriptor limit (0: no limit). */
   maxConns: number;
   /** `--drain-timeout` in ms, so the manager waits for the drain before killing. */
@@ -62,7 +66,7 @@ export interface ServiceSpec {
 }
 
 /** What `echod service` can do. */
-export type ServiceAction = "install" | "uninstall" | "status" | "print";
+export type ServiceAction = "install" | "uninstall" | "status" | "print" | "run";
 
 /** Everything the `service` command runs with. */
 export interface ServiceConfig {
@@ -111,9 +115,12 @@ export function serviceSpec(
     args = withValue(withValue(args, "tls-cert", CREDENTIAL_CERT), "tls-key", CREDENTIAL_KEY);
     tls = [CREDENTIAL_CERT, CREDENTIAL_KEY];
   }
+  // A Windows service is started as `echod service run`, which answers the
+  // service manager and then serves.
+  const verb = kind === "windows" ? ["service", "run", "--"] : ["serve"];
   let command: string[];
   if (Deno.build.standalone) {
-    command = [Deno.execPath(), "serve", ...args];
+    command = [Deno.execPath(), ...verb, ...args];
   } else {
     // Exactly what these serve options need under `deno run`, and no more.
     const permissions = ["--allow-net"];
@@ -122,12 +129,18 @@ export function serviceSpec(
     else if (reads.length > 0) permissions.push(`--allow-read=${reads.join(",")}`);
     if (logFile !== undefined) permissions.push(`--allow-write=${logFile}`);
     if (serve.server.greeting !== undefined) permissions.push("--allow-sys=hostname");
+    if (kind === "windows") permissions.push("--allow-ffi");
     const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
-    command = [Deno.execPath(), "run", ...permissions, main, "serve", ...args];
+    command = [Deno.execPath(), "run", ...permissions, main, ...verb, ...args];
   }
+  const port = serve.server.port ?? DEFAULT_PORT;
+  const ports = [...new Set([port, ...(serve.server.ports ?? [])])].filter((p) => p !== 0);
+  const tlsPort = serve.tls?.port;
   return {
     command,
-    port: serve.server.port ?? DEFAULT_PORT,
+    port,
+    tcpPorts: tlsPort === undefined || tlsPort === 0 ? ports : [...ports, tlsPort],
+    udpPorts: serve.udp === undefined ? [] : ports,
     maxConns: serve.server.maxConns ?? DEFAULT_MAX_CONNS,
     drainTimeout: serve.drainTimeout,
     logFile: kind === "systemd" ? serve.log.file : logFile,

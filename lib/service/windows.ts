@@ -1,118 +1,262 @@
 /**
- * Windows: the scheduled task echod is installed as (the README says why a
- * task), and the PowerShell that registers, removes or queries it.
+ * Windows: echod as a native service of the Service Control Manager.
+ * `install`, `uninstall` and `status` talk to the SCM directly (`win32.ts`,
+ * the calls `sc.exe` makes), so they work wherever the SCM does, Wine's
+ * included; `print` shows the same set-up as a PowerShell script.
  *
  * @module
  */
 
 import type { ServiceConfig } from "./spec.ts";
-import { parentDir, SERVICE_NAME, type ServiceSpec, WINDOWS_LOG_FILE, xmlEscape } from "./spec.ts";
-import { manage, needPermissions, passThrough } from "./system.ts";
+import { parentDir, SERVICE_NAME, type ServiceSpec } from "./spec.ts";
+import { RuntimeError } from "../errors.ts";
+import { requirePermission } from "../permissions.ts";
+import { manage } from "./system.ts";
 
-/** The Task Scheduler definition (XML) the Windows script registers. */
-export function renderWindowsTaskXml(spec: ServiceSpec): string {
-  const [program, ...args] = spec.command;
-  return `<?xml version="1.0" encoding="UTF-16"?>
-<Task version="1.4" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
-  <RegistrationInfo>
-    <Description>echod TCP echo server (RFC 862)</Description>
-  </RegistrationInfo>
-  <Triggers>
-    <BootTrigger>
-      <Enabled>true</Enabled>
-    </BootTrigger>
-  </Triggers>
-  <Principals>
-    <Principal id="System">
-      <UserId>S-1-5-18</UserId>
-      <RunLevel>HighestAvailable</RunLevel>
-    </Principal>
-  </Principals>
-  <Settings>
-    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
-    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
-    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
-    <StartWhenAvailable>true</StartWhenAvailable>
-    <ExecutionTimeLimit>PT0S</ExecutionTimeLimit>
-    <RestartOnFailure>
-      <Interval>PT1M</Interval>
-      <Count>999</Count>
-    </RestartOnFailure>
-    <AllowStartOnDemand>true</AllowStartOnDemand>
-    <AllowHardTerminate>true</AllowHardTerminate>
-    <Enabled>true</Enabled>
-  </Settings>
-  <Actions Context="System">
-    <Exec>
-      <Command>${xmlEscape(program)}</Command>
-      <Arguments>${xmlEscape(args.map(windowsQuote).join(" "))}</Arguments>
-    </Exec>
-  </Actions>
-</Task>
-`;
+/** What services.msc and `Get-Service` show. */
+const DISPLAY_NAME = "echod TCP echo server";
+
+/** After a crash or a failed start: restart after 5 s, 5 s, then every minute. */
+const RESTART_DELAYS = [5_000, 5_000, 60_000];
+
+/** A day without failures resets the count. */
+const RESET_PERIOD = 86_400;
+
+/** How long a service may take to report RUNNING after a start (ms). */
+const START_TIMEOUT = 30_000;
+
+/** The description services.msc shows. */
+function description(spec: ServiceSpec): string {
+  return `TCP echo server (RFC 862) on port ${spec.port}, IPv4 and IPv6`;
+}
+
+/** The command line the SCM starts: `echod service run -- SERVE OPTIONS`, quoted. */
+export function binaryPath(spec: ServiceSpec): string {
+  return spec.command.map(windowsQuote).join(" ");
 }
 
 /**
- * A PowerShell script that registers and starts the task, opens the port in
- * Windows Firewall, and creates the log directory. Idempotent.
+ * A PowerShell script doing what `echod service install` does: creates or
+ * updates the service, sets it to restart on failure, opens the firewall
+ * and starts it. Idempotent.
  */
 export function renderWindowsScript(spec: ServiceSpec): string {
-  const xml = renderWindowsTaskXml(spec);
-  return `# echod: TCP echo server (RFC 862) as a Windows scheduled task.
-# Starts at boot as SYSTEM, restarts on failure, logs to ${WINDOWS_LOG_FILE}.
+  const logDir = spec.logFile === undefined ? undefined : parentDir(spec.logFile);
+  const rules = firewallRules(spec).map(({ protocol, ports }) =>
+    `New-NetFirewallRule -DisplayName '${SERVICE_NAME}' -Direction Inbound -Protocol ${protocol} -LocalPort ${
+      ports.join(",")
+    } -Action Allow | Out-Null`
+  );
+  return `# echod: TCP echo server (RFC 862) as a Windows service.
+# Starts at boot as LocalSystem, restarts on failure${
+    spec.logFile === undefined ? "" : `, logs to ${spec.logFile}`
+  }.
 # Run as Administrator: powershell -ExecutionPolicy Bypass -File install-echod.ps1
+# (echod service install does the same without PowerShell.)
 $ErrorActionPreference = 'Stop'
-New-Item -ItemType Directory -Force -Path '${parentDir(WINDOWS_LOG_FILE)}' | Out-Null
-$xml = @'
-${xml}'@
-Stop-ScheduledTask -TaskName '${SERVICE_NAME}' -ErrorAction SilentlyContinue
-Register-ScheduledTask -TaskName '${SERVICE_NAME}' -Xml $xml -Force | Out-Null
-if (-not (Get-NetFirewallRule -DisplayName '${SERVICE_NAME}' -ErrorAction SilentlyContinue)) {
-  New-NetFirewallRule -DisplayName '${SERVICE_NAME}' -Direction Inbound -Protocol TCP -LocalPort ${spec.port} -Action Allow | Out-Null
+${
+    logDir === undefined
+      ? ""
+      : `New-Item -ItemType Directory -Force -Path ${psQuote(logDir)} | Out-Null\n`
+  }$binPath = ${psQuote(binaryPath(spec))}
+$service = Get-CimInstance Win32_Service -Filter "Name='${SERVICE_NAME}'"
+if ($service) {
+  Stop-Service -Name '${SERVICE_NAME}'
+  $result = $service | Invoke-CimMethod -MethodName Change -Arguments @{ PathName = $binPath; StartMode = 'Automatic'; DisplayName = ${
+    psQuote(DISPLAY_NAME)
+  } }
+  if ($result.ReturnValue -ne 0) { throw "updating the service failed: $($result.ReturnValue)" }
+  Set-Service -Name '${SERVICE_NAME}' -Description ${psQuote(description(spec))}
+} else {
+  New-Service -Name '${SERVICE_NAME}' -BinaryPathName $binPath -DisplayName ${
+    psQuote(DISPLAY_NAME)
+  } -Description ${psQuote(description(spec))} -StartupType Automatic | Out-Null
 }
-Start-ScheduledTask -TaskName '${SERVICE_NAME}'
-Write-Output 'echod is installed and started (scheduled task "${SERVICE_NAME}")'
+sc.exe failure ${SERVICE_NAME} reset= ${RESET_PERIOD} actions= ${
+    RESTART_DELAYS.map((delay) => `restart/${delay}`).join("/")
+  } | Out-Null
+sc.exe failureflag ${SERVICE_NAME} 1 | Out-Null
+Remove-NetFirewallRule -DisplayName '${SERVICE_NAME}' -ErrorAction SilentlyContinue
+${rules.join("\n")}${rules.length > 0 ? "\n" : ""}Start-Service -Name '${SERVICE_NAME}'
+Write-Output 'echod is installed and running (Get-Service ${SERVICE_NAME})'
 `;
 }
 
-/** The PowerShell script that stops and removes the task and its firewall rule. */
-export function renderWindowsUninstallScript(): string {
-  return `$ErrorActionPreference = 'Stop'
-Stop-ScheduledTask -TaskName '${SERVICE_NAME}' -ErrorAction SilentlyContinue
-Unregister-ScheduledTask -TaskName '${SERVICE_NAME}' -Confirm:$false -ErrorAction SilentlyContinue
-Remove-NetFirewallRule -DisplayName '${SERVICE_NAME}' -ErrorAction SilentlyContinue
-Write-Output 'echod is stopped and removed'
-`;
+/** Installs (or updates) and starts, removes, or queries the service. */
+export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise<number> {
+  const logDir = spec.logFile === undefined ? undefined : parentDir(spec.logFile);
+  requirePermission(`echod service ${config.action}`, [
+    { name: "ffi" },
+    ...(config.action === "install" && logDir !== undefined
+      ? [{ name: "write" as const, path: logDir }]
+      : []),
+    ...(config.action === "status" ? [] : [{ name: "run" as const, command: "netsh.exe" }]),
+  ]);
+  // FFI is loaded only here, so that no other command needs --allow-ffi.
+  const win32 = await import("./win32.ts");
+  const manager = new win32.ServiceManager();
+  let service: InstanceType<typeof win32.Service> | undefined;
+  try {
+    service = manager.open(SERVICE_NAME);
+    switch (config.action) {
+      case "install": {
+        if (logDir !== undefined) await makeDir(logDir);
+        const definition = {
+          displayName: DISPLAY_NAME,
+          description: description(spec),
+          binaryPath: binaryPath(spec),
+          restartDelays: RESTART_DELAYS,
+          resetPeriod: RESET_PERIOD,
+        };
+        const updating = service !== undefined;
+        if (service !== undefined) {
+          await stopped(service, spec.drainTimeout);
+          service.reconfigure(definition);
+        } else {
+          service = manager.create(SERVICE_NAME, definition);
+        }
+        if (!service.describe(definition)) {
+          console.error(
+            "echod: note: this service manager does not take the failure-actions flag: " +
+              "echod is restarted after a crash, not after an exit with an error",
+          );
+        }
+        await openFirewall(spec);
+        service.start();
+        const state = await waitWhile(service, "START_PENDING", START_TIMEOUT);
+        if (state.stateName !== "RUNNING") {
+          throw new RuntimeError(
+            `the service ${SERVICE_NAME} did not start (${state.stateName}, ${exitCodes(state)})` +
+              (spec.logFile === undefined ? "" : `: see ${spec.logFile}`),
+          );
+        }
+        console.log(
+          `echod is ${
+            updating ? "updated and restarted" : "installed and running"
+          } as the Windows service ${SERVICE_NAME} (pid ${state.pid}; sc query ${SERVICE_NAME})`,
+        );
+        return 0;
+      }
+      case "uninstall": {
+        if (service === undefined) {
+          console.log(`echod is not installed as a service: nothing to remove`);
+          return 0;
+        }
+        await stopped(service, spec.drainTimeout);
+        service.delete();
+        await manage(
+          "netsh.exe",
+          ["advfirewall", "firewall", "delete", "rule", `name=${SERVICE_NAME}`],
+          { mayFail: true },
+        );
+        console.log("echod is stopped and removed");
+        return 0;
+      }
+      default: {
+        if (service === undefined) {
+          console.log(`${SERVICE_NAME}: not installed (echod service install)`);
+          return 4;
+        }
+        const state = service.query();
+        console.log(
+          `${SERVICE_NAME}: ${state.stateName}` +
+            (state.pid === 0 ? "" : ` (pid ${state.pid})`) +
+            (state.stateName === "STOPPED" ? `, last exit: ${exitCodes(state)}` : ""),
+        );
+        // As systemctl status: 0 when running, 3 when not.
+        return state.stateName === "RUNNING" ? 0 : 3;
+      }
+    }
+  } finally {
+    service?.close();
+    manager.close();
+    win32.closeLibraries();
+  }
+}
+
+/** Asks a running service to stop and waits for it to drain (up to drain timeout + 30 s). */
+async function stopped(
+  service: { stop(): boolean; query(): { stateName: string } },
+  drainTimeout: number,
+): Promise<void> {
+  if (service.query().stateName === "STOPPED") return;
+  service.stop();
+  const state = await waitWhile(service, "STOP_PENDING", drainTimeout + 30_000);
+  if (state.stateName !== "STOPPED") {
+    throw new RuntimeError(
+      `the service ${SERVICE_NAME} did not stop (${state.stateName}): try again, or end its process`,
+    );
+  }
+}
+
+/** Polls the SCM (it has no way to wait) while the service is in `state`. */
+async function waitWhile<T extends { stateName: string }>(
+  service: { query(): T },
+  state: string,
+  timeout: number,
+): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let now = service.query();
+  while (now.stateName === state && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    now = service.query();
+  }
+  return now;
+}
+
+function exitCodes(state: { win32ExitCode: number; serviceExitCode: number }): string {
+  return state.win32ExitCode === 1066
+    ? `echod exit code ${state.serviceExitCode}`
+    : `Win32 exit code ${state.win32ExitCode}`;
+}
+
+/** The inbound firewall rules the service needs: its TCP ports, and UDP ones. */
+function firewallRules(spec: ServiceSpec): { protocol: "TCP" | "UDP"; ports: number[] }[] {
+  return [
+    { protocol: "TCP" as const, ports: spec.tcpPorts },
+    { protocol: "UDP" as const, ports: spec.udpPorts },
+  ].filter((rule) => rule.ports.length > 0);
+}
+
+/** Replaces the firewall rule; where netsh has no firewall (Wine), says so and goes on. */
+async function openFirewall(spec: ServiceSpec): Promise<void> {
+  await manage("netsh.exe", ["advfirewall", "firewall", "delete", "rule", `name=${SERVICE_NAME}`], {
+    mayFail: true,
+  });
+  for (const { protocol, ports } of firewallRules(spec)) {
+    try {
+      await manage("netsh.exe", [
+        "advfirewall",
+        "firewall",
+        "add",
+        "rule",
+        `name=${SERVICE_NAME}`,
+        "dir=in",
+        "action=allow",
+        `protocol=${protocol}`,
+        `localport=${ports.join(",")}`,
+      ]);
+    } catch (error) {
+      console.error(`echod: note: the firewall rule was not added: ${(error as Error).message}`);
+    }
+  }
+}
+
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw new RuntimeError(`creating ${dir} failed: ${(error as Error).message}`);
+  }
+}
+
+/** Quotes text for a PowerShell single-quoted string. */
+function psQuote(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 /** Quotes one argument for a Windows command line (CommandLineToArgvW rules). */
 function windowsQuote(arg: string): string {
   if (arg !== "" && !/[\s"]/.test(arg)) return arg;
   return `"${arg.replace(/(\\*)"/g, '$1$1\\"').replace(/(\\+)$/, "$1$1")}"`;
-}
-
-/** Installs, removes or queries the task. */
-export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise<number> {
-  needPermissions(config.action, undefined, "powershell.exe");
-  const script = config.action === "install"
-    ? renderWindowsScript(spec)
-    : config.action === "uninstall"
-    ? renderWindowsUninstallScript()
-    : `Get-ScheduledTask -TaskName '${SERVICE_NAME}' | Format-List TaskName,State\n` +
-      `Get-ScheduledTaskInfo -TaskName '${SERVICE_NAME}' | Format-List LastRunTime,LastTaskResult\n`;
-  if (config.action === "status") {
-    return await passThrough("powershell.exe", [
-      "-NoProfile",
-      "-NonInteractive",
-      "-Command",
-      script,
-    ]);
-  }
-  const output = await manage(
-    "powershell.exe",
-    ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-Command", "-"],
-    { stdin: script },
-  );
-  console.log(output.trim());
-  return 0;
 }

@@ -1,0 +1,211 @@
+/**
+ * echod as a native Windows service, end to end: installed with `echod
+ * service install` (the Service Control Manager through FFI), controlled
+ * with `sc.exe`, echoing over IPv4 and IPv6, draining on `sc stop`, seen by
+ * the SCM after a crash, updated by a second install, and removed.
+ *
+ * Windows only (the Windows lane runs it under Wine; ci.yml on windows-latest).
+ * It needs Administrator and a free service name `echod`.
+ */
+
+import assert from "node:assert/strict";
+import { runEchod } from "./_echod.ts";
+import { has } from "./_programs.ts";
+
+const WINDOWS = Deno.build.os === "windows";
+// Wine's environment names it; its service manager differs from Windows in one place (below).
+const WINE = WINDOWS && Deno.env.get("WINECONFIGDIR") !== undefined;
+const PERMISSIONS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-run"];
+
+function skipReason(): string | undefined {
+  if (!WINDOWS) return `it needs the Windows service manager (this is ${Deno.build.os})`;
+  if (!has("sc.exe")) return "sc.exe is not on PATH";
+  return undefined;
+}
+
+const reason = skipReason();
+if (reason !== undefined) console.log(`skipping the Windows service lifecycle test: ${reason}`);
+
+/** `sc.exe ARGS`, its output. */
+async function sc(...args: string[]): Promise<string> {
+  const output = await new Deno.Command("sc.exe", { args, stdin: "null" }).output();
+  return new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+}
+
+/** Polls `sc query echod` until its STATE is `state` (the SCM has no way to wait). */
+async function waitForState(state: string, timeout = 30_000): Promise<string> {
+  const deadline = Date.now() + timeout;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await sc("query", "echod");
+    if (new RegExp(`STATE\\s*:\\s*\\d+\\s+${state}`).test(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`the service did not reach ${state} in ${timeout} ms; last:\n${last}`);
+}
+
+async function echoOnce(hostname: string, port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await conn.write(new TextEncoder().encode(text));
+    const buffer = new Uint8Array(text.length);
+    let got = 0;
+    while (got < text.length) {
+      const n = await conn.read(buffer.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, got));
+  } finally {
+    conn.close();
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "Windows service: install, echo on IPv4 and IPv6, drain on sc stop, crash, update, uninstall",
+  ignore: reason !== undefined,
+  sanitizeResources: false,
+  async fn(t) {
+    const port = freePort();
+    const dir = await Deno.makeTempDir({ prefix: "echod-service-" });
+    const logFile = `${dir}\\echod.log`;
+    const serve = ["--port", String(port), "--log-file", logFile, "--drain-timeout", "20s"];
+    const before = await runEchod(["service", "status"], PERMISSIONS);
+    if (/denied/.test(before.stderr)) {
+      console.log("skipping the Windows service lifecycle test: it needs Administrator");
+      return;
+    }
+    assert.equal(before.code, 4, `a service named echod is already installed:\n${before.stdout}`);
+    try {
+      await t.step("install starts it; sc query says RUNNING", async () => {
+        const install = await runEchod(["service", "install", "--", ...serve], PERMISSIONS);
+        assert.equal(install.code, 0, install.stderr);
+        assert.match(install.stdout, /installed and running as the Windows service echod/);
+        assert.match(await sc("query", "echod"), /RUNNING/);
+        const status = await runEchod(["service", "status"], PERMISSIONS);
+        assert.equal(status.code, 0);
+        assert.match(status.stdout, /^echod: RUNNING \(pid \d+\)/);
+      });
+
+      await t.step("it echoes over IPv4 and IPv6", async () => {
+        assert.equal(await echoOnce("127.0.0.1", port, "over IPv4"), "over IPv4");
+        assert.equal(await echoOnce("::1", port, "over IPv6"), "over IPv6");
+      });
+
+      await t.step(
+        "sc stop drains: a connected client gets its bytes, then the close",
+        async () => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          const buffer = new Uint8Array(64);
+          await conn.write(new TextEncoder().encode("before"));
+          assert.equal(
+            new TextDecoder().decode(buffer.subarray(0, await conn.read(buffer) ?? 0)),
+            "before",
+          );
+          assert.match(await sc("stop", "echod"), /STOP_PENDING/);
+          const pending = await waitForState("STOP_PENDING");
+          assert.match(pending, /WAIT_HINT\s*:\s*0x[1-9a-f]/i, "a wait hint while draining");
+          // Still echoing while it drains.
+          await conn.write(new TextEncoder().encode("while stopping"));
+          let got = "";
+          while (got.length < "while stopping".length) {
+            const n = await conn.read(buffer);
+            assert.ok(n !== null, "closed before echoing");
+            got += new TextDecoder().decode(buffer.subarray(0, n));
+          }
+          assert.equal(got, "while stopping");
+          await conn.closeWrite();
+          assert.equal(await conn.read(buffer), null);
+          conn.close();
+          const stopped = await waitForState("STOPPED");
+          assert.match(stopped, /WIN32_EXIT_CODE\s*:\s*0\b/);
+          const log = await Deno.readTextFile(logFile);
+          assert.match(log, /received SERVICE_CONTROL_STOP/);
+          assert.match(log, /stopped: \d+ connections accepted/);
+          const status = await runEchod(["service", "status"], PERMISSIONS);
+          assert.equal(status.code, 3);
+          assert.match(status.stdout, /STOPPED, last exit: Win32 exit code 0/);
+        },
+      );
+
+      await t.step("a crash is seen by the SCM (and restarted, on Windows)", async () => {
+        await sc("start", "echod");
+        await waitForState("RUNNING");
+        const status = await runEchod(["service", "status"], PERMISSIONS);
+        const pid = Number(/pid (\d+)/.exec(status.stdout)?.[1]);
+        assert.ok(pid > 0, status.stdout);
+        Deno.kill(pid, "SIGKILL");
+        if (WINE) {
+          // Wine's service manager stores failure actions but never runs them.
+          const stopped = await waitForState("STOPPED");
+          assert.match(stopped, /WIN32_EXIT_CODE\s*:\s*1067\b/, "ERROR_PROCESS_ABORTED");
+          console.log(
+            "skipping the restart check: Wine's service manager does not run failure actions",
+          );
+          return;
+        }
+        // Restarted 5 s after the crash (the first failure action).
+        const deadline = Date.now() + 30_000;
+        let again = "";
+        while (Date.now() < deadline) {
+          again = (await runEchod(["service", "status"], PERMISSIONS)).stdout;
+          const now = Number(/RUNNING \(pid (\d+)\)/.exec(again)?.[1] ?? 0);
+          if (now !== 0 && now !== pid) break;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        assert.match(again, /RUNNING/);
+      });
+
+      await t.step("install again updates it and starts it", async () => {
+        const install = await runEchod(
+          ["service", "install", "--", ...serve, "--max-conns", "100"],
+          PERMISSIONS,
+        );
+        assert.equal(install.code, 0, install.stderr);
+        assert.match(install.stdout, /updated and restarted/);
+        assert.equal(await echoOnce("127.0.0.1", port, "updated"), "updated");
+      });
+
+      await t.step("uninstall stops and removes it", async () => {
+        const uninstall = await runEchod(["service", "uninstall"], PERMISSIONS);
+        assert.equal(uninstall.code, 0, uninstall.stderr);
+        assert.match(uninstall.stdout, /stopped and removed/);
+        const status = await runEchod(["service", "status"], PERMISSIONS);
+        assert.equal(status.code, 4);
+        assert.match(status.stdout, /not installed/);
+        await assertRejectsConnect(port);
+      });
+    } finally {
+      await runEchod(["service", "uninstall"], PERMISSIONS);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "echod service run from a console says the service manager starts it",
+  ignore: !WINDOWS,
+  async fn() {
+    const run = await runEchod(["service", "run", "--", "--port", "0"], PERMISSIONS);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /must be started by the Windows service manager/);
+  },
+});
+
+async function assertRejectsConnect(port: number): Promise<void> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+  } catch {
+    return;
+  }
+  throw new Error(`port ${port} still accepts connections after uninstall`);
+}
