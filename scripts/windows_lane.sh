@@ -98,22 +98,35 @@ run_suite() {
   shift 2
   setup
   echo "windows lane: $what under Wine"
-  # An ordinary Wine process kept alive: without one, Wine shuts the prefix
-  # down and stops every service in it about a second later.
-  wine deno.exe eval --cached-only "setTimeout(() => {}, 3_600_000)" >/dev/null 2>&1 &
-  local keeper=$!
+  keep_prefix
   ECHOD_TEST_DENO_FLAGS=--cached-only wine deno.exe test --cached-only --allow-net --allow-run --allow-read --allow-write --allow-env \
     --allow-sys=hostname --allow-ffi --junit-path="$junit" "$@"
   local status=$?
-  kill "$keeper" 2>/dev/null
-  chroot "$ROOT" env WINEPREFIX=/root/wp /usr/lib/wine/wineserver -k 2>/dev/null
+  end_prefix
   return $status
+}
+
+# An ordinary Wine process kept alive while services run: without one, Wine
+# shuts the prefix down and stops every service in it about a second later.
+keep_prefix() {
+  wine deno.exe eval --cached-only "setTimeout(() => {}, 3_600_000)" >/dev/null 2>&1 &
+  KEEPER=$!
+}
+
+end_prefix() {
+  kill "$KEEPER" 2>/dev/null
+  chroot "$ROOT" env WINEPREFIX=/root/wp /usr/lib/wine/wineserver -k 2>/dev/null
+  return 0
 }
 
 smoke() {
   setup
   echo "windows lane: the release smoke test under Wine"
+  keep_prefix
   wine deno.exe run --cached-only -A scripts/smoke.ts --deno --cached-only
+  local status=$?
+  end_prefix
+  return $status
 }
 
 case "$step" in

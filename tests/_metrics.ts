@@ -5,7 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import type { Echod } from "./_echod.ts";
+import { type Echod, GRACEFUL_STOP } from "./_echod.ts";
+import { sampleOf } from "../lib/serve/metrics.ts";
+import type { Counter } from "../lib/serve/stats.ts";
 
 /** GETs `path` from the metrics address echod announced. */
 export async function scrape(
@@ -23,4 +25,33 @@ export function metric(text: string, name: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   assert.ok(line, `no ${name} in /metrics`);
   return Number(line.slice(name.length + 1));
+}
+
+/**
+ * Flags a test adds so that {@linkcode finalCounters} can read echod's
+ * counters: on Windows, the metrics endpoint.
+ */
+export const COUNTER_FLAGS: string[] = GRACEFUL_STOP ? [] : ["--metrics", "127.0.0.1:0"];
+
+/**
+ * The values `counters` end with in echod: from its "stopped" record after
+ * a graceful stop (exit 0 asserted), or on Windows, where a parent cannot
+ * stop a child gracefully, from a scrape of /metrics just before it is
+ * killed (start echod with {@linkcode COUNTER_FLAGS}).
+ */
+export async function finalCounters(
+  echod: Echod,
+  counters: Counter[],
+): Promise<Record<Counter, number>> {
+  const values = {} as Record<Counter, number>;
+  if (GRACEFUL_STOP) {
+    assert.equal((await echod.stop()).code, 0);
+    const stopped = await echod.waitForMessage("stopped");
+    for (const counter of counters) values[counter] = Number(stopped[counter]);
+    return values;
+  }
+  const { text } = await scrape(echod);
+  await echod.stop("SIGKILL");
+  for (const counter of counters) values[counter] = metric(text, sampleOf(counter));
+  return values;
 }

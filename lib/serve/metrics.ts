@@ -103,6 +103,12 @@ const REASON: ReadonlyMap<Counter, string> = new Map(
   ),
 );
 
+/** The sample a counter is exported as, e.g. `echod_connections_refused_total{reason="max-conns"}`. */
+export function sampleOf(counter: Counter): string {
+  const reason = REASON.get(counter);
+  return `${EXPORTED[counter]}${reason === undefined ? "" : `{reason="${reason}"}`}`;
+}
+
 /** Renders a snapshot in the Prometheus text exposition format (version 0.0.4). */
 export function renderMetrics(
   snapshot: Snapshot,
@@ -114,9 +120,7 @@ export function renderMetrics(
     lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
     for (const [counter, inFamily] of Object.entries(EXPORTED) as [Counter, FamilyName][]) {
       if (inFamily !== name) continue;
-      const reason = REASON.get(counter);
-      const labels = reason === undefined ? "" : `{reason="${reason}"}`;
-      lines.push(`${name}${labels} ${snapshot[counter] ?? 0}`);
+      lines.push(`${sampleOf(counter)} ${snapshot[counter] ?? 0}`);
     }
   }
   if (ports.length > 0) {

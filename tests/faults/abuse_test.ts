@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
-import { type Echod, linuxOnly, startEchod } from "../_echod.ts";
+import { linuxOnly, startEchod } from "../_echod.ts";
+import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
 
 /** Round-trip times of `count` 64-byte messages on one fresh connection, in ms, sorted. */
 async function latencies(port: number, count: number): Promise<number[]> {
@@ -38,22 +39,25 @@ async function openMany(port: number, count: number, host = "127.0.0.1"): Promis
   return conns;
 }
 
-async function stopped(echod: Echod): Promise<Record<string, unknown>> {
-  assert.equal((await echod.stop()).code, 0);
-  return await echod.waitForMessage("stopped");
-}
+// Under Wine every socket call goes through its wineserver: opening 2,000
+// connections there takes longer than the idle timeout, so the Windows lane
+// holds fewer for longer (real Windows is held to the same numbers).
+const WINDOWS = Deno.build.os === "windows";
+const SLOW_CLIENTS = WINDOWS ? 500 : 2_000;
+const SLOW_IDLE_MS = WINDOWS ? 8_000 : 2_000;
 
-Deno.test("slowloris: 2,000 near-silent connections close at --idle-timeout; a good client keeps its latency", async () => {
+Deno.test(`slowloris: ${SLOW_CLIENTS} near-silent connections close at --idle-timeout; a good client keeps its latency`, async () => {
   const echod = await startEchod([
     "--idle-timeout",
-    "2s",
+    `${SLOW_IDLE_MS}ms`,
     "--max-conns",
     "0",
     "--max-conns-per-ip",
     "0",
+    ...COUNTER_FLAGS,
   ]);
   const before = await latencies(echod.port, 200);
-  const slow = await openMany(echod.port, 2_000);
+  const slow = await openMany(echod.port, SLOW_CLIENTS);
   try {
     // Each sends its one byte (the next would be due in a minute).
     await Promise.all(slow.map(async (conn) => {
@@ -65,19 +69,22 @@ Deno.test("slowloris: 2,000 near-silent connections close at --idle-timeout; a g
     const during = await latencies(echod.port, 200);
     assert.ok(
       p99(during) < Math.max(20, 5 * p99(before)),
-      `p99 ${p99(during).toFixed(2)} ms with 2,000 slow clients, ${
+      `p99 ${p99(during).toFixed(2)} ms with ${SLOW_CLIENTS} slow clients, ${
         p99(before).toFixed(2)
       } ms before`,
     );
     const closed = await Promise.all(slow.map(closedByPeer));
     const after = performance.now() - quietSince;
     assert.ok(closed.every((c) => c), "a slow connection was not closed by echod");
-    assert.ok(after >= 1_900 && after < 6_000, `closed after ${after.toFixed(0)} ms`);
+    assert.ok(
+      after >= SLOW_IDLE_MS - 100 && after < 3 * SLOW_IDLE_MS,
+      `closed after ${after.toFixed(0)} ms`,
+    );
   } finally {
     slow.forEach(closeQuietly);
   }
-  const totals = await stopped(echod);
-  assert.equal(totals.idleTimeouts, 2_000);
+  const totals = await finalCounters(echod, ["idleTimeouts"]);
+  assert.equal(totals.idleTimeouts, SLOW_CLIENTS);
 });
 
 Deno.test({
@@ -119,12 +126,18 @@ Deno.test({
   } finally {
     readers.forEach(closeQuietly);
   }
-  const totals = await stopped(echod);
+  const totals = await finalCounters(echod, ["idleTimeouts"]);
   assert.equal(totals.idleTimeouts, 20);
 });
 
 Deno.test("a flood past --max-conns and --max-conns-per-ip is refused at once, counted, logged sparingly", async () => {
-  const echod = await startEchod(["--max-conns", "100", "--max-conns-per-ip", "60"]);
+  const echod = await startEchod([
+    "--max-conns",
+    "100",
+    "--max-conns-per-ip",
+    "60",
+    ...COUNTER_FLAGS,
+  ]);
   const open: Deno.Conn[] = [];
   try {
     const attempts = await Promise.all(
@@ -167,11 +180,15 @@ Deno.test("a flood past --max-conns and --max-conns-per-ip is refused at once, c
   } finally {
     open.forEach(closeQuietly);
   }
-  const totals = await stopped(echod);
-  const refused = (totals.refusedMaxConns as number) + (totals.refusedMaxConnsPerIp as number);
+  const totals = await finalCounters(echod, [
+    "refusedMaxConns",
+    "refusedMaxConnsPerIp",
+    "accepted",
+  ]);
+  const refused = totals.refusedMaxConns + totals.refusedMaxConnsPerIp;
   assert.ok(refused >= 500, `${refused} refusals counted`);
   // Admitted: the 100 of the flood and the one after it.
-  assert.equal((totals.accepted as number) - refused, 101);
+  assert.equal(totals.accepted - refused, 101);
 });
 
 Deno.test({
@@ -194,7 +211,7 @@ Deno.test({
   } finally {
     held.forEach(closeQuietly);
   }
-  const totals = await stopped(echod);
+  const totals = await finalCounters(echod, ["accepted"]);
   assert.equal(totals.accepted, 301);
   const errorLines = echod.records.filter((r) => r.message.startsWith("accept failed"));
   assert.ok(errorLines.length <= 3, `${errorLines.length} accept-error lines: not rate-limited`);
