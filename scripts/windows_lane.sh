@@ -100,7 +100,7 @@ run_suite() {
   echo "windows lane: $what under Wine"
   keep_prefix
   ECHOD_TEST_DENO_FLAGS=--cached-only wine deno.exe test --cached-only --allow-net --allow-run --allow-read --allow-write --allow-env \
-    --allow-sys=hostname --allow-ffi --junit-path="$junit" "$@"
+    --allow-sys=hostname,uid --allow-ffi --junit-path="$junit" "$@"
   local status=$?
   end_prefix
   return $status
@@ -151,7 +151,9 @@ all)
   a=$?
   run_suite "the fault suite" '.test-results\windows-faults.xml' tests/faults/
   b=$?
-  [ $a -eq 0 ] && [ $b -eq 0 ]
+  smoke
+  c=$?
+  [ $a -eq 0 ] && [ $b -eq 0 ] && [ $c -eq 0 ]
   ;;
 *)
   echo "usage: bash scripts/windows_lane.sh [setup|test [TEST ARGS…]|faults|smoke|exec PROGRAM [ARGS…]|all]"

@@ -21,8 +21,16 @@ export const LINUX: boolean = Deno.build.os === "linux";
  * skipped, and returns true.
  */
 export function linuxOnly(test: string, needs: string): boolean {
-  if (LINUX) return false;
-  console.log(`skipping ${test}: it needs ${needs} (Linux; this is ${Deno.build.os})`);
+  return skipUnless(LINUX, test, `it needs ${needs} (Linux; this is ${Deno.build.os})`);
+}
+
+/**
+ * `ignore` for a test that cannot apply here: when `applies` is false, it
+ * prints `skipping TEST: WHY` and returns true.
+ */
+export function skipUnless(applies: boolean, test: string, why: string): boolean {
+  if (applies) return false;
+  console.log(`skipping ${test}: ${why}`);
   return true;
 }
 

@@ -28,6 +28,24 @@ export function metric(text: string, name: string): number {
 }
 
 /**
+ * Scrapes until `sample` reaches `atLeast` (echod counts what it has
+ * accepted, which can lag the client's connects) or `timeout` ms pass;
+ * returns the last value.
+ */
+export async function metricReaching(
+  echod: Echod,
+  sample: string,
+  options: { atLeast: number; timeout?: number },
+): Promise<number> {
+  const deadline = performance.now() + (options.timeout ?? 10_000);
+  for (;;) {
+    const value = metric((await scrape(echod)).text, sample);
+    if (value >= options.atLeast || performance.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
  * Flags a test adds so that {@linkcode finalCounters} can read echod's
  * counters: on Windows, the metrics endpoint.
  */

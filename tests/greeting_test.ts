@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "./_client.ts";
-import { type Echod, ROOT, runEchod, startEchod } from "./_echod.ts";
+import { type Echod, ROOT, runEchod, skipUnless, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 import { readLine } from "../lib/net.ts";
@@ -99,7 +99,7 @@ Deno.test("--greeting behind PROXY v1 and v2 headers names the client the proxy 
 
 Deno.test({
   name: "--greeting over TLS comes after the handshake, inside TLS",
-  ignore: !HAS_OPENSSL,
+  ignore: skipUnless(HAS_OPENSSL, "the greeting over TLS", "openssl is not installed"),
   async fn() {
     const { cert, key, permissions } = await testCertificates();
     const echod = await startEchod(
@@ -235,7 +235,11 @@ for (const sendProxy of ["send-proxy", "send-proxy-v2"] as const) {
   Deno.test({
     name:
       `behind HAProxy (${sendProxy}): the greeting says which backend answered and the real client`,
-    ignore: !HAS_HAPROXY,
+    ignore: skipUnless(
+      HAS_HAPROXY,
+      `the HAProxy greeting test (${sendProxy})`,
+      "haproxy is not installed",
+    ),
     async fn() {
       const args = [
         "--proxy-protocol",

@@ -4,16 +4,14 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip } from "./_client.ts";
-import { GRACEFUL_STOP, ROOT, runEchod, startEchod } from "./_echod.ts";
+import { GRACEFUL_STOP, ROOT, runEchod, skipUnless, startEchod } from "./_echod.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
-if (!GRACEFUL_STOP) {
-  console.log("skipping the signal tests: Windows has no SIGTERM for a test to send");
-}
+const NO_SIGNALS = "Windows has no SIGTERM for a test to send (the service stop is tested instead)";
 
 Deno.test({
   name: "SIGTERM stops accepting, lets open connections finish, exits 0 with totals",
-  ignore: !GRACEFUL_STOP,
+  ignore: skipUnless(GRACEFUL_STOP, "the SIGTERM drain test", NO_SIGNALS),
 }, async () => {
   const echod = await startEchod(["--drain-timeout", "1h"]);
   const conn = await connect("127.0.0.1", echod.port);
@@ -38,7 +36,7 @@ Deno.test({
 
 Deno.test({
   name: "connections still open at --drain-timeout are closed, exit 0",
-  ignore: !GRACEFUL_STOP,
+  ignore: skipUnless(GRACEFUL_STOP, "the drain-timeout test", NO_SIGNALS),
 }, async () => {
   const echod = await startEchod(["--drain-timeout", "300ms"]);
   const conn = await connect("::1", echod.port);
@@ -53,7 +51,10 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "a second SIGINT ends the drain at once", ignore: !GRACEFUL_STOP }, async () => {
+Deno.test({
+  name: "a second SIGINT ends the drain at once",
+  ignore: skipUnless(GRACEFUL_STOP, "the second-SIGINT test", NO_SIGNALS),
+}, async () => {
   const echod = await startEchod(["--drain-timeout", "1h"]);
   const conn = await connect("127.0.0.1", echod.port);
   try {
@@ -108,7 +109,7 @@ Deno.test("info level leaves out per-connection records; the stats line comes at
 
 Deno.test({
   name: "the text format is one readable line per record",
-  ignore: !GRACEFUL_STOP,
+  ignore: skipUnless(GRACEFUL_STOP, "the text-format test", NO_SIGNALS),
 }, async () => {
   const command = new Deno.Command(Deno.execPath(), {
     args: ["run", ...DENO_FLAGS, "--allow-net", "--no-prompt", "main.ts", "--port", "0"],
@@ -130,7 +131,7 @@ Deno.test({
 
 Deno.test({
   name: "--log-file writes the log there when write permission is given",
-  ignore: !GRACEFUL_STOP,
+  ignore: skipUnless(GRACEFUL_STOP, "the --log-file test", NO_SIGNALS),
 }, async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/echod.log`;

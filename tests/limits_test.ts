@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, MAPPED_LOOPBACK, roundTrip } from "./_client.ts";
-import { type Echod, GRACEFUL_STOP, LINUX, type LogRecord, startEchod } from "./_echod.ts";
+import { type Echod, GRACEFUL_STOP, linuxOnly, type LogRecord, startEchod } from "./_echod.ts";
 
 function closes(echod: Echod, count: number): Promise<LogRecord> {
   let seen = 0;
@@ -148,7 +148,7 @@ Deno.test("--max-lifetime closes even a busy connection", async () => {
 
 Deno.test({
   name: "the accept loop survives descriptor exhaustion and accepts again",
-  ignore: !LINUX,
+  ignore: linuxOnly("the accept-loop exhaustion test", "ulimit and /proc"),
 }, async () => {
   // bash sets both soft and hard limits, so Deno cannot raise it back.
   const echod = await startEchod(["--log-level", "debug"], {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
-import { runEchod, startEchod } from "./_echod.ts";
+import { runEchod, skipUnless, startEchod } from "./_echod.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
 
 const certs = HAS_OPENSSL ? await testCertificates() : undefined;
@@ -24,7 +24,7 @@ async function tlsRoundTrip(host: string, port: number, text: string): Promise<s
 
 Deno.test({
   name: "TLS on --port: echo over IPv4 and IPv6 with a certificate made for the test",
-  ignore: !HAS_OPENSSL,
+  ignore: skipUnless(HAS_OPENSSL, "the TLS echo test", "openssl is not installed"),
   async fn() {
     const echod = await startEchod(["--tls-cert", cert, "--tls-key", key], {
       permissions: TLS_PERMISSIONS,
@@ -42,7 +42,7 @@ Deno.test({
 
 Deno.test({
   name: "--tls-port serves TLS beside plain TCP on --port",
-  ignore: !HAS_OPENSSL,
+  ignore: skipUnless(HAS_OPENSSL, "the --tls-port test", "openssl is not installed"),
   async fn() {
     const echod = await startEchod(["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"], {
       permissions: TLS_PERMISSIONS,

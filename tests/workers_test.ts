@@ -13,14 +13,14 @@ import {
   roundTrip,
   writeAll,
 } from "./_client.ts";
-import { runEchod, startEchod } from "./_echod.ts";
+import { linuxOnly, runEchod, startEchod } from "./_echod.ts";
 
 const PERMISSIONS = ["--allow-net", "--allow-read"];
 const linux = Deno.build.os === "linux";
 
 Deno.test({
   name: "--workers 2 echoes on IPv4 and IPv6 and sums the workers' totals",
-  ignore: !linux,
+  ignore: linuxOnly("the --workers test", "SO_REUSEPORT load balancing"),
   async fn() {
     const echod = await startEchod(["--workers", "2"], { permissions: PERMISSIONS });
     try {
@@ -45,7 +45,7 @@ Deno.test({
 
 Deno.test({
   name: "--workers 2: --max-conns and --max-conns-per-ip hold across workers",
-  ignore: !linux,
+  ignore: linuxOnly("the --workers limits test", "SO_REUSEPORT load balancing"),
   async fn() {
     const echod = await startEchod(
       ["--workers", "2", "--max-conns", "6", "--max-conns-per-ip", "4", "--log-level", "debug"],

@@ -229,6 +229,7 @@ export function serveMetrics(
         ? plain(head, "request head too large\n")
         : respond(head);
       await writeAll(conn, new TextEncoder().encode(response));
+      if (typeof head === "number") await linger(conn);
     } catch {
       // The client went away, or the deadline closed it: nothing to answer.
     } finally {
@@ -271,6 +272,25 @@ export function serveMetrics(
       await done;
     },
   };
+}
+
+/** What a client may still send after an answer to a head too large (see {@linkcode linger}). */
+const LINGER_BYTES = 256 * 1024;
+
+/**
+ * After answering a request that was not read to its end: stop writing and
+ * take what the client still sends (up to {@linkcode LINGER_BYTES}, within
+ * the deadline) before closing. Closing with unread data resets the
+ * connection, and Windows then drops the answer before the client reads it.
+ */
+async function linger(conn: Deno.Conn): Promise<void> {
+  await conn.closeWrite();
+  const scratch = new Uint8Array(16 * 1024);
+  for (let taken = 0; taken < LINGER_BYTES;) {
+    const n = await conn.read(scratch);
+    if (n === null) return;
+    taken += n;
+  }
 }
 
 /**

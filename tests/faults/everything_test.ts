@@ -6,13 +6,14 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
-import { LINUX, startEchod } from "../_echod.ts";
+import { linuxOnly, skipUnless, startEchod } from "../_echod.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "../_tls.ts";
 
 Deno.test({
   name:
     "every feature on, ulimit -n 128, 600 connections across the listeners: no exit, all serve again",
-  ignore: !LINUX || !HAS_OPENSSL,
+  ignore: linuxOnly("the everything-at-once test", "ulimit") ||
+    skipUnless(HAS_OPENSSL, "the everything-at-once test", "openssl is not installed"),
   async fn() {
     const { cert, key, permissions } = await testCertificates();
     const echod = await startEchod([

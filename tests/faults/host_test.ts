@@ -5,40 +5,30 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "../_client.ts";
-import { LINUX, ROOT, runEchod, startEchod } from "../_echod.ts";
+import { linuxOnly, ROOT, runEchod, skipUnless, startEchod } from "../_echod.ts";
 import { has } from "../_programs.ts";
 
 // An IPv6-less kernel is simulated with an LD_PRELOAD shim (socket(AF_INET6)
-// fails with EAFNOSUPPORT), built here with the C compiler.
-const shimDir = await Deno.makeTempDir();
-const built = !LINUX
-  ? "not Linux"
-  : !has("cc")
-  ? "no C compiler (cc)"
-  : await new Deno.Command("cc", {
-    args: ["-shared", "-fPIC", "-o", `${shimDir}/no_ipv6.so`, "tests/faults/no_ipv6.c", "-ldl"],
+// fails with EAFNOSUPPORT), built in the test with the C compiler.
+async function buildShim(dir: string): Promise<string> {
+  const shim = `${dir}/no_ipv6.so`;
+  const output = await new Deno.Command("cc", {
+    args: ["-shared", "-fPIC", "-o", shim, "tests/faults/no_ipv6.c", "-ldl"],
     cwd: ROOT,
-  }).output().then(
-    (o) => o.success ? undefined : new TextDecoder().decode(o.stderr),
-    (e) => String(e),
-  );
-const noShim = Deno.build.os !== "linux" || built !== undefined;
-if (noShim) {
-  console.log(
-    `skipping the IPv6-less host test: cannot build the LD_PRELOAD shim (${
-      built ?? Deno.build.os
-    })`,
-  );
-  await Deno.remove(shimDir, { recursive: true });
+  }).output();
+  assert.ok(output.success, `cc failed: ${new TextDecoder().decode(output.stderr)}`);
+  return shim;
 }
 
 Deno.test({
   name: "a host without IPv6: one warning, then IPv4 is served",
-  ignore: noShim,
+  ignore: linuxOnly("the IPv6-less host test", "LD_PRELOAD") ||
+    skipUnless(has("cc"), "the IPv6-less host test", "no C compiler (cc) to build its shim"),
   async fn() {
+    const shimDir = await Deno.makeTempDir();
     try {
       const echod = await startEchod([], {
-        shellPrefix: `export LD_PRELOAD=${shimDir}/no_ipv6.so`,
+        shellPrefix: `export LD_PRELOAD=${await buildShim(shimDir)}`,
       });
       try {
         assert.equal(echod.ready?.mode, "ipv4-only");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip } from "../_client.ts";
-import { ROOT } from "../_echod.ts";
+import { ROOT, skipUnless } from "../_echod.ts";
 import { DENO_FLAGS } from "../_programs.ts";
 
 /**
@@ -52,11 +52,13 @@ function kill(child: Deno.ChildProcess): void {
 }
 
 // Windows has no SIGTERM to send; the stall itself is the same there.
-const ignore = Deno.build.os === "windows";
+function ignore(test: string): boolean {
+  return skipUnless(Deno.build.os !== "windows", test, "Windows has no SIGTERM for a test to send");
+}
 
 Deno.test({
   name: "a stalled stderr (a pipe nobody reads) neither slows echoing nor holds up SIGTERM",
-  ignore,
+  ignore: ignore("the stalled-stderr test"),
   async fn() {
     const { child } = await stalledEchod();
     try {
@@ -76,7 +78,7 @@ Deno.test({
 
 Deno.test({
   name: "log lines dropped while stderr was stalled are counted in a line once it moves",
-  ignore,
+  ignore: ignore("the dropped-lines test"),
   async fn() {
     const { child, port } = await stalledEchod();
     try {

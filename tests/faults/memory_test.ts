@@ -6,12 +6,12 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, pattern, readExactly, writeAll } from "../_client.ts";
-import { LINUX, startEchod } from "../_echod.ts";
+import { linuxOnly, startEchod } from "../_echod.ts";
 
 Deno.test({
   name:
     "2,000 connections that each echoed 64,000 bytes and went idle hold a few KiB each, not their message",
-  ignore: !LINUX,
+  ignore: linuxOnly("the idle-memory test", "/proc to read echod's memory"),
   async fn() {
     const count = 2_000;
     const echod = await startEchod(["--max-conns-per-ip", "0"]);

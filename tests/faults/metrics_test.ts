@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
-import { type Echod, LINUX, startEchod } from "../_echod.ts";
+import { type Echod, linuxOnly, startEchod } from "../_echod.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -127,7 +127,7 @@ for (
   Deno.test({
     name:
       `metrics under descriptor exhaustion (${name}, ulimit -n 64): echod stays up, answers again`,
-    ignore: !LINUX,
+    ignore: linuxOnly(`the metrics exhaustion test (${name})`, "ulimit"),
     async fn() {
       const echod = await startEchod(["--metrics", "127.0.0.1:0"], {
         shellPrefix: "ulimit -n 64",

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
 import { type Echod, startEchod } from "../_echod.ts";
+import { metricReaching } from "../_metrics.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -108,25 +109,35 @@ Deno.test("PROXY: one client in any spelling shares one --max-conns-per-ip allow
   }
 });
 
-Deno.test("PROXY flood from a trusted address: 1,000 silent connections stay within --max-conns; clients are served", async () => {
+// Wine's sockets (the Windows lane) accept slowly past a few hundred
+// connections at once: the flood there is smaller, the same in proportion.
+const FLOOD = Deno.build.os === "windows" ? 400 : 1_000;
+const FLOOD_MAX_CONNS = FLOOD / 5;
+
+Deno.test(`PROXY flood from a trusted address: ${FLOOD} silent connections stay within --max-conns; clients are served`, async () => {
   const echod = await startEchod([
     "--proxy-protocol",
     "--trusted-proxy",
     "127.0.0.1",
     "--max-conns",
-    "200",
+    String(FLOOD_MAX_CONNS),
     "--metrics",
     "127.0.0.1:0",
   ]);
   const silent: Deno.Conn[] = [];
   try {
-    for (let i = 0; i < 1_000; i += 100) {
+    for (let i = 0; i < FLOOD; i += 100) {
       silent.push(
         ...await Promise.all(Array.from({ length: 100 }, () => connect("127.0.0.1", echod.port))),
       );
     }
-    // Past 200 waiting headers, the proxy's further connections are refused at once.
-    assert.ok(await metric(echod, 'echod_connections_refused_total{reason="max-conns"}') >= 800);
+    // Past --max-conns waiting headers, the proxy's further connections are refused at once.
+    const refused = await metricReaching(
+      echod,
+      'echod_connections_refused_total{reason="max-conns"}',
+      { atLeast: FLOOD - FLOOD_MAX_CONNS },
+    );
+    assert.ok(refused >= FLOOD - FLOOD_MAX_CONNS, `${refused} refused`);
     // A client that is not the proxy is served.
     silent.splice(0, 100).forEach(closeQuietly);
     const direct = await connect("::1", echod.port);

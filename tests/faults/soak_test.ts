@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { connect, pattern, writeAll } from "../_client.ts";
-import { startEchod } from "../_echod.ts";
+import { GRACEFUL_STOP, skipUnless, startEchod } from "../_echod.ts";
+import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
 
 const MiB = 1024 * 1024;
 // One source of bytes: messages are windows of it at random offsets.
@@ -127,7 +128,7 @@ function newTally(): Tally {
 }
 
 Deno.test("soak: 200 clients for 15 s, mixed sizes and half-closes, every byte checked", async () => {
-  const echod = await startEchod(["--max-conns-per-ip", "0"]);
+  const echod = await startEchod(["--max-conns-per-ip", "0", ...COUNTER_FLAGS]);
   const tally = newTally();
   const end = performance.now() + 15_000;
   try {
@@ -138,7 +139,8 @@ Deno.test("soak: 200 clients for 15 s, mixed sizes and half-closes, every byte c
       ),
     );
   } finally {
-    assert.equal((await echod.stop()).code, 0);
+    const totals = await finalCounters(echod, ["bytesIn", "bytesOut"]);
+    assert.equal(totals.bytesIn, totals.bytesOut);
   }
   console.log(
     `soak: ${tally.messages} messages, ${(tally.bytes / MiB).toFixed(0)} MiB echoed and verified`,
@@ -146,11 +148,17 @@ Deno.test("soak: 200 clients for 15 s, mixed sizes and half-closes, every byte c
   assert.equal(tally.mismatches, 0);
   assert.equal(tally.unexpectedCloses, 0);
   assert.ok(tally.messages > 1_000, `only ${tally.messages} messages`);
-  const stopped = await echod.waitForMessage("stopped");
-  assert.equal(stopped.bytesIn, stopped.bytesOut);
 });
 
-Deno.test("soak with SIGTERM mid-run: each connection completes or is closed at the drain timeout; exit 0", async () => {
+Deno.test({
+  name:
+    "soak with SIGTERM mid-run: each connection completes or is closed at the drain timeout; exit 0",
+  ignore: skipUnless(
+    GRACEFUL_STOP,
+    "the SIGTERM soak",
+    "Windows has no SIGTERM for a test to send (the service stop drains there)",
+  ),
+}, async () => {
   const echod = await startEchod(["--max-conns-per-ip", "0", "--drain-timeout", "1s"]);
   const tally = newTally();
   let terminated = false;

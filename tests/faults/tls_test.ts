@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, pattern, readExactly, writeAll } from "../_client.ts";
-import { LINUX, startEchod } from "../_echod.ts";
+import { LINUX, linuxOnly, startEchod } from "../_echod.ts";
 import { connectTls, HAS_OPENSSL, testCertificates } from "../_tls.ts";
 
 /** Milliseconds until the peer closes `conn` (EOF or reset), or -1 if it is still open at `limitMs`. */
@@ -111,7 +111,7 @@ Deno.test({
 Deno.test({
   name:
     "TLS with --tls-port under a descriptor limit: 300 silent TLS connections do not starve the plain port",
-  ignore: !HAS_OPENSSL || !LINUX,
+  ignore: !HAS_OPENSSL || linuxOnly("this TLS fault test", "ulimit and /proc"),
   async fn() {
     const { cert, key, permissions } = await testCertificates();
     const echod = await startEchod([
@@ -143,7 +143,7 @@ Deno.test({
 Deno.test({
   name:
     "TLS: 20 slow readers that write and never read hold memory bounded while others are served",
-  ignore: !HAS_OPENSSL || !LINUX,
+  ignore: !HAS_OPENSSL || linuxOnly("this TLS fault test", "ulimit and /proc"),
   async fn() {
     const { cert, key, permissions } = await testCertificates();
     const echod = await startEchod(["--tls-cert", cert, "--tls-key", key], { permissions });
