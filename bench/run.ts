@@ -101,6 +101,10 @@ const allPeers: Peer[] = [
     name: "deno-pipeTo",
     command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_pipeto.ts"],
   },
+  {
+    name: "deno-loop",
+    command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_loop.ts"],
+  },
 ];
 if (await has("go")) {
   // Built once, so the run measures the server, not the compiler.

@@ -31,7 +31,7 @@ export function requirePermission(who: string, needs: Need[]): void {
     return values.length === 0 ? `--allow-${kind}` : `--allow-${kind}=${values.join(",")}`;
   });
   throw new UsageError(
-    `${who} needs ${kinds.join(" and ")} permission: add ${flags.join(" ")} to the deno command`,
+    `${who} needs ${listed(kinds)} permission: add ${flags.join(" ")} to the deno command`,
   );
 }
 
@@ -40,4 +40,11 @@ function valueOf(need: Need): string | undefined {
   if (need.name === "ffi") return undefined;
   if (need.path === undefined || need.path instanceof URL) return undefined;
   return need.path;
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listed(words: string[]): string {
+  return words.length <= 2
+    ? words.join(" and ")
+    : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }

@@ -257,7 +257,9 @@ Deno.test("service usage errors: one line each, exit 2", async () => {
       ],
       [
         ["service", "install", "--", "--port", "7007"],
-        /^echod service install needs (write and )?run permission: add (--allow-write=\S+ )?--allow-run=\S+ to the deno command$/,
+        Deno.build.os === "windows"
+          ? /^echod service install needs ffi, write and run permission: add --allow-ffi --allow-write=C:\\ProgramData\\echod --allow-run=netsh\.exe to the deno command$/
+          : /^echod service install needs (write and )?run permission: add (--allow-write=\S+ )?--allow-run=\S+ to the deno command$/,
       ],
     ] as [string[], RegExp][]
   ) {

@@ -1,0 +1,30 @@
+/**
+ * Peer for the benchmark suite: the smallest Deno echo loop (read into one
+ * 4 KiB buffer, write it back), with no limits, deadlines or counters. It is
+ * the floor any Deno server sits on: what echod costs beyond the runtime
+ * is the distance to it. Usage: deno run --allow-net bench/peers/deno_loop.ts PORT
+ *
+ * @module
+ */
+
+const listener = Deno.listen({ hostname: "::", port: Number(Deno.args[0]) });
+for await (const conn of listener) echo(conn);
+
+async function echo(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(4096);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      for (let sent = 0; sent < n;) sent += await conn.write(buf.subarray(sent, n));
+    }
+  } catch {
+    // Reset by the peer.
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}
