@@ -10,7 +10,10 @@
  * with the server for cores and squeezes raw ratios toward 1.
  *
  * Options: --rounds N (default 3), --quick (1 round, 2 s cases, 5,000
- * held), --only NAME[,NAME] (cases), --peers NAME[,NAME].
+ * held), --only NAME[,NAME] (cases), --peers NAME[,NAME], --baseline DIR
+ * (also runs echod from another checkout, as the peer `echod-base`: a
+ * change measured side by side with what it changes, e.g.
+ * `git worktree add /tmp/base main`).
  *
  * @module
  */
@@ -56,15 +59,16 @@ const { values } = parseArgs({
     quick: { type: "boolean" },
     only: { type: "string" },
     peers: { type: "string" },
+    baseline: { type: "string" },
   },
 });
 const quick = values.quick ?? false;
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const caseSeconds = quick ? 2 : 5;
-const holdCount = quick ? 5_000 : 15_000;
+const holdCount = quick ? 5_000 : 10_000;
 
 // echod as the bench runs it: no limits, quiet, on the port appended last.
-function echodPeer(name: string, workers: number): Peer {
+function echodPeer(name: string, workers: number, main = "main.ts"): Peer {
   // Workers load their module from disk, which takes read permission.
   const permissions = workers > 1 ? ["--allow-net", "--allow-read"] : ["--allow-net"];
   return {
@@ -73,7 +77,7 @@ function echodPeer(name: string, workers: number): Peer {
       Deno.execPath(),
       "run",
       ...permissions,
-      "main.ts",
+      main,
       "--workers",
       String(workers),
       "--max-conns",
@@ -106,6 +110,9 @@ const allPeers: Peer[] = [
     command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_loop.ts"],
   },
 ];
+if (values.baseline !== undefined) {
+  allPeers.splice(1, 0, echodPeer("echod-base", 1, `${values.baseline}/main.ts`));
+}
 if (await has("go")) {
   // Built once, so the run measures the server, not the compiler.
   const dir = "bench/.build";
@@ -195,7 +202,7 @@ if (!values.only || values.only.split(",").includes("hold")) {
     for (const [i, peer] of peers.entries()) {
       // socat forks a process per connection; Go's io.Copy between two TCP
       // connections splices through a pipe per connection (3 descriptors
-      // each): 15,000 held would need 45,000 descriptors, past this
+      // each): 10,000 held would need 30,000 descriptors, past this
       // machine's limit of 20,000, and the example's accept loop then spins.
       if (peer.name === "socat" || peer.name === "go") continue;
       const server = await start(peer, 21_100 + i);

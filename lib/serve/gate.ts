@@ -9,7 +9,7 @@
  */
 
 import { getLog, LogThrottle } from "../log.ts";
-import { closeQuietly, formatAddr, hostPort } from "../net.ts";
+import { closeQuietly, hostPort } from "../net.ts";
 import { AccessList, type AccessListOptions, type Cidr } from "./acl.ts";
 import { type Admitter, peerKey } from "./admission.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
@@ -20,8 +20,6 @@ import { REFUSED, type RefusedBy, refusedTotal, type Stats } from "./stats.ts";
 export interface Arrival {
   /** The address it is counted under (see `peerKey`). */
   ip: string;
-  /** `host:port` for the log. */
-  peer: string;
   /** The client's port (the peer's, or the one a PROXY header names). */
   port: number;
   /** The proxy's address, `host:port`, when a PROXY header named the client. */
@@ -30,6 +28,14 @@ export interface Arrival {
   tls: boolean;
   /** Bytes read after a PROXY header: the client's first. */
   early?: Uint8Array;
+}
+
+/**
+ * The client as logs name it, `ip:port` or `[ip]:port`: made when a line is
+ * written, not kept with every connection.
+ */
+export function peerOf(arrival: Arrival): string {
+  return hostPort(arrival.ip, arrival.port);
 }
 
 /** What the gate checks against, and where admitted connections go. */
@@ -85,7 +91,7 @@ export class Gate {
       this.#fromProxy(conn, ip, tls);
       return;
     }
-    this.#admit(conn, { ip, peer: formatAddr(remote), port: remote.port, tls });
+    this.#admit(conn, { ip, port: remote.port, tls });
   }
 
   /** Closes the connections still waiting for a PROXY header, and admits no more. */
@@ -111,10 +117,8 @@ export class Gate {
       const source = header.source;
       const ip = source ? peerKey(source.hostname) : proxyIp;
       const remote = conn.remoteAddr as Deno.NetAddr;
-      const peer = formatAddr(source ? { transport: "tcp", ...source } : remote);
       this.#admit(conn, {
         ip,
-        peer,
         port: source?.port ?? remote.port,
         proxy: source ? hostPort(proxyIp, remote.port) : undefined,
         tls,

@@ -14,7 +14,7 @@ import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import { Greeting, readHostName } from "./greeting.ts";
 import { acceptLoop } from "./accept.ts";
 import { Admission, DEFAULT_MAX_CONNS } from "./admission.ts";
-import { type Arrival, Gate } from "./gate.ts";
+import { type Arrival, Gate, peerOf } from "./gate.ts";
 import { bindListeners } from "./listen.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -59,10 +59,21 @@ class Session implements Expirable, Tally {
   }
 
   /** Echoes until the peer closes; rejects when the connection fails or is closed under it. */
-  async run(echo: Echo): Promise<void> {
+  run(echo: Echo): Promise<void> {
     const conn = this.conn as Deno.TcpConn;
     // Echo replies are small and awaited: send them at once (no Nagle).
     conn.setNoDelay(true);
+    const { early, tls } = this.arrival;
+    // The common case goes straight to the echo loop, with no async frame
+    // of its own held for the life of every connection.
+    if (!tls && echo.greeting === undefined) {
+      return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
+    }
+    return this.#greetAndEcho(conn, echo);
+  }
+
+  /** TLS, a greeting, or both, then the echo. */
+  async #greetAndEcho(conn: Deno.TcpConn, echo: Echo): Promise<void> {
     const { early, tls } = this.arrival;
     const greeting = echo.greeting?.render({
       local: conn.localAddr as Deno.NetAddr,
@@ -139,7 +150,7 @@ export function serve(options: ServeOptions = {}): Server {
       stats.count.active++;
       session.port = perPort ? stats.byPort.get((conn.localAddr as Deno.NetAddr).port) : undefined;
       if (session.port !== undefined) session.port.active++;
-      if (connLog.isEnabledFor("debug")) connLog.debug("open {peer}", { peer: arrival.peer });
+      if (connLog.isEnabledFor("debug")) connLog.debug("open {peer}", { peer: peerOf(arrival) });
       run(session);
     },
   });
@@ -185,7 +196,7 @@ export function serve(options: ServeOptions = {}): Server {
       stats.count.active--;
       if (session.port !== undefined) session.port.active--;
     }
-    const { peer } = session.arrival;
+    const peer = peerOf(session.arrival);
     // E.g. a plain-TCP client on the TLS port: one line per interval, not per client.
     const held = failure === undefined ? undefined : failures.take();
     if (failure !== undefined && held !== undefined) {
