@@ -231,26 +231,36 @@ if (WINDOWS) {
 } else {
   await check("SIGTERM with a client connected drains and exits 0", async () => {
     const echod = await serve(["--drain-timeout", "5s"]);
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: echod.port });
-    const buf = new Uint8Array(5);
-    await conn.write(new TextEncoder().encode("first"));
-    await conn.read(buf); // admitted and echoing
-    echod.child.kill("SIGTERM");
-    for (let i = 0; i < 200 && !echod.log.some((l) => l.includes("draining")); i++) {
-      await new Promise((r) => setTimeout(r, 25)); // polling the log for the drain line
-    }
-    await conn.write(new TextEncoder().encode("after"));
-    let got = 0;
-    while (got < 5) {
-      const n = await conn.read(buf.subarray(got));
-      assert(n !== null, "closed before echoing during the drain");
-      got += n;
-    }
-    assert(new TextDecoder().decode(buf) === "after", "the echo during the drain differed");
-    conn.close();
+    await echoesWhileStopping(echod.port, async () => {
+      echod.child.kill("SIGTERM");
+      for (let i = 0; i < 200 && !echod.log.some((l) => l.includes("draining")); i++) {
+        await new Promise((r) => setTimeout(r, 25)); // polling the log for the drain line
+      }
+    });
     const status = await echod.child.status;
     assert(status.code === 0, `exit ${status.code}`);
   });
+}
+
+/**
+ * With a client connected and echoing, runs `stop` (which returns once the
+ * drain has begun), then checks that the client is still echoed.
+ */
+async function echoesWhileStopping(port: number, stop: () => Promise<void>): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(5);
+  await conn.write(new TextEncoder().encode("first"));
+  await conn.read(buf); // admitted and echoing
+  await stop();
+  await conn.write(new TextEncoder().encode("after"));
+  let got = 0;
+  while (got < 5) {
+    const n = await conn.read(buf.subarray(got));
+    assert(n !== null, "closed before echoing during the drain");
+    got += n;
+  }
+  assert(new TextDecoder().decode(buf) === "after", "the echo during the drain differed");
+  conn.close();
 }
 
 /** Installs the service, stops it with a client connected, checks the drain, removes it. */
@@ -272,21 +282,10 @@ async function serviceStopDrains(): Promise<string> {
   ]);
   try {
     assert(install.code === 0, `install: exit ${install.code}: ${install.err.trim()}`);
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    const buf = new Uint8Array(5);
-    await conn.write(new TextEncoder().encode("first"));
-    await conn.read(buf); // admitted and echoing
-    await sc("stop");
-    await scState("STOP_PENDING");
-    await conn.write(new TextEncoder().encode("after"));
-    let got = 0;
-    while (got < 5) {
-      const n = await conn.read(buf.subarray(got));
-      assert(n !== null, "closed before echoing during the drain");
-      got += n;
-    }
-    assert(new TextDecoder().decode(buf) === "after", "the echo during the drain differed");
-    conn.close();
+    await echoesWhileStopping(port, async () => {
+      await sc("stop");
+      await scState("STOP_PENDING");
+    });
     const stopped = await scState("STOPPED");
     assert(/WIN32_EXIT_CODE\s*:\s*0\b/.test(stopped), `stopped with an error:\n${stopped}`);
     return "STOP_PENDING, echoed during the drain, STOPPED with exit code 0";

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { connect, roundTrip } from "./_client.ts";
 import { runEchod } from "./_echod.ts";
 import { has } from "./_programs.ts";
 
@@ -45,17 +46,9 @@ async function waitForState(state: string, timeout = 30_000): Promise<string> {
 }
 
 async function echoOnce(hostname: string, port: number, text: string): Promise<string> {
-  const conn = await Deno.connect({ hostname, port });
+  const conn = await connect(hostname, port);
   try {
-    await conn.write(new TextEncoder().encode(text));
-    const buffer = new Uint8Array(text.length);
-    let got = 0;
-    while (got < text.length) {
-      const n = await conn.read(buffer.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return new TextDecoder().decode(buffer.subarray(0, got));
+    return await roundTrip(conn, text);
   } finally {
     conn.close();
   }
@@ -103,27 +96,15 @@ Deno.test({
       await t.step(
         "sc stop drains: a connected client gets its bytes, then the close",
         async () => {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          const buffer = new Uint8Array(64);
-          await conn.write(new TextEncoder().encode("before"));
-          assert.equal(
-            new TextDecoder().decode(buffer.subarray(0, await conn.read(buffer) ?? 0)),
-            "before",
-          );
+          const conn = await connect("127.0.0.1", port);
+          assert.equal(await roundTrip(conn, "before"), "before");
           assert.match(await sc("stop", "echod"), /STOP_PENDING/);
           const pending = await waitForState("STOP_PENDING");
           assert.match(pending, /WAIT_HINT\s*:\s*0x[1-9a-f]/i, "a wait hint while draining");
           // Still echoing while it drains.
-          await conn.write(new TextEncoder().encode("while stopping"));
-          let got = "";
-          while (got.length < "while stopping".length) {
-            const n = await conn.read(buffer);
-            assert.ok(n !== null, "closed before echoing");
-            got += new TextDecoder().decode(buffer.subarray(0, n));
-          }
-          assert.equal(got, "while stopping");
+          assert.equal(await roundTrip(conn, "while stopping"), "while stopping");
           await conn.closeWrite();
-          assert.equal(await conn.read(buffer), null);
+          assert.equal(await conn.read(new Uint8Array(1)), null);
           conn.close();
           const stopped = await waitForState("STOPPED");
           assert.match(stopped, /WIN32_EXIT_CODE\s*:\s*0\b/);

@@ -63,13 +63,16 @@ class Session implements Expirable, Tally {
     const conn = this.conn as Deno.TcpConn;
     // Echo replies are small and awaited: send them at once (no Nagle).
     conn.setNoDelay(true);
-    const { early, tls } = this.arrival;
     // The common case goes straight to the echo loop, with no async frame
     // of its own held for the life of every connection.
-    if (!tls && echo.greeting === undefined) {
-      return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
-    }
+    if (!this.arrival.tls && echo.greeting === undefined) return this.#pump(conn, echo);
     return this.#greetAndEcho(conn, echo);
+  }
+
+  /** The echo loop, after whatever came with a PROXY header. */
+  #pump(conn: Deno.TcpConn, echo: Echo): Promise<void> {
+    const { early } = this.arrival;
+    return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
   }
 
   /** TLS, a greeting, or both, then the echo. */
@@ -83,7 +86,7 @@ class Session implements Expirable, Tally {
     });
     if (!tls) {
       if (greeting !== undefined) await writeAll(conn, greeting);
-      return await pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
+      return await this.#pump(conn, echo);
     }
     // Loaded on first use: a server without TLS never loads Node's TLS.
     const { echoTls } = await import("./tls.ts");

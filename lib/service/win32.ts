@@ -3,14 +3,14 @@
  * and constant echod uses is declared here, and only here. Loaded only on
  * Windows, only by `echod service` (it needs `--allow-ffi`).
  *
- * Two halves: the service control dispatcher a running service answers the
- * Service Control Manager (SCM) with, and the management calls that create,
- * configure, start, stop, query and delete a service (what `sc.exe` does).
+ * Declarations only, and the structures built for them: the service control
+ * dispatcher a running service answers the Service Control Manager (SCM)
+ * with (used by `windows_service.ts`), and the management calls that
+ * create, configure, start, stop, query and delete a service (used by
+ * `scm.ts`, what `sc.exe` does).
  *
  * @module
  */
-
-import { RuntimeError } from "../errors.ts";
 
 // SERVICE_STATUS.dwServiceType (and CreateServiceW): the only service in its own process.
 export const SERVICE_WIN32_OWN_PROCESS = 0x10;
@@ -46,31 +46,31 @@ export const NO_ERROR = 0;
 export const ERROR_CALL_NOT_IMPLEMENTED = 120;
 /** dwWin32ExitCode saying "see dwServiceSpecificExitCode" (echod's own exit code). */
 export const ERROR_SERVICE_SPECIFIC_ERROR = 1066;
-const ERROR_ACCESS_DENIED = 5;
-const ERROR_SERVICE_ALREADY_RUNNING = 1056;
-const ERROR_SERVICE_DOES_NOT_EXIST = 1060;
-const ERROR_SERVICE_NOT_ACTIVE = 1062;
-const ERROR_SERVICE_MARKED_FOR_DELETE = 1072;
+export const ERROR_ACCESS_DENIED = 5;
+export const ERROR_SERVICE_ALREADY_RUNNING = 1056;
+export const ERROR_SERVICE_DOES_NOT_EXIST = 1060;
+export const ERROR_SERVICE_NOT_ACTIVE = 1062;
+export const ERROR_SERVICE_MARKED_FOR_DELETE = 1072;
 
 // Access rights.
-const SC_MANAGER_ALL_ACCESS = 0xf003f;
-const SERVICE_ALL_ACCESS = 0xf01ff;
+export const SC_MANAGER_ALL_ACCESS = 0xf003f;
+export const SERVICE_ALL_ACCESS = 0xf01ff;
 
 // CreateServiceW / ChangeServiceConfigW.
-const SERVICE_AUTO_START = 2;
-const SERVICE_ERROR_NORMAL = 1;
-const SERVICE_NO_CHANGE = 0xffffffff;
+export const SERVICE_AUTO_START = 2;
+export const SERVICE_ERROR_NORMAL = 1;
+export const SERVICE_NO_CHANGE = 0xffffffff;
 
 // ChangeServiceConfig2W info levels.
-const SERVICE_CONFIG_DESCRIPTION = 1;
-const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
-const SERVICE_CONFIG_FAILURE_ACTIONS_FLAG = 4;
+export const SERVICE_CONFIG_DESCRIPTION = 1;
+export const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
+export const SERVICE_CONFIG_FAILURE_ACTIONS_FLAG = 4;
 
 // SC_ACTION.Type: restart the service.
 const SC_ACTION_RESTART = 1;
 
 // QueryServiceStatusEx info level: SERVICE_STATUS_PROCESS.
-const SC_STATUS_PROCESS_INFO = 0;
+export const SC_STATUS_PROCESS_INFO = 0;
 
 /**
  * SERVICE_STATUS: seven DWORDs, in this order (SERVICE_STATUS_PROCESS adds
@@ -186,13 +186,21 @@ let libraries:
   }
   | undefined;
 
-/** Loads advapi32.dll (once). */
-export function advapi32(): Advapi32 {
-  libraries ??= {
+function load(): NonNullable<typeof libraries> {
+  return libraries ??= {
     advapi32: Deno.dlopen("advapi32.dll", ADVAPI32),
     kernel32: Deno.dlopen("kernel32.dll", KERNEL32),
   };
-  return libraries.advapi32.symbols;
+}
+
+/** advapi32.dll's functions (loaded once). */
+export function advapi32(): Advapi32 {
+  return load().advapi32.symbols;
+}
+
+/** The calling thread's last Win32 error. */
+export function lastError(): number {
+  return load().kernel32.symbols.GetLastError();
 }
 
 /** Unloads the libraries, so that nothing keeps the process alive. */
@@ -217,217 +225,34 @@ export function address(pointer: Deno.PointerValue | Uint16Array | Uint32Array):
   return BigInt(Deno.UnsafePointer.value(value));
 }
 
-/** A service as the SCM reports it. */
-export interface ServiceState {
-  /** `dwCurrentState`, e.g. {@linkcode SERVICE_RUNNING}. */
-  state: number;
-  /** Its name as `sc query` prints it. */
-  stateName: string;
-  /** `dwWin32ExitCode`. */
-  win32ExitCode: number;
-  /** `dwServiceSpecificExitCode` (echod's exit code when win32ExitCode is 1066). */
-  serviceExitCode: number;
-  /** The process serving it; 0 when stopped. */
-  pid: number;
+/**
+ * SERVICE_DESCRIPTIONW `{ LPWSTR lpDescription; }`, with the string after
+ * it in the same buffer, so that what it points to lives as long as it.
+ */
+export function serviceDescription(text: string): Uint8Array {
+  const buffer = new Uint8Array(8 + 2 * (text.length + 1));
+  const chars = new Uint16Array(buffer.buffer, 8, text.length + 1);
+  chars.set(wide(text));
+  new BigUint64Array(buffer.buffer, 0, 1)[0] = address(chars);
+  return buffer;
 }
 
-/** What a service is created or reconfigured with. */
-export interface ServiceDefinition {
-  /** Shown in services.msc and `Get-Service`. */
-  displayName: string;
-  /** The description services.msc shows. */
-  description: string;
-  /** The command line the SCM starts (quoted for CommandLineToArgvW). */
-  binaryPath: string;
-  /** Milliseconds to wait before each restart after a failure. */
-  restartDelays: number[];
-  /** Seconds without failure after which the failure count is reset. */
-  resetPeriod: number;
-}
-
-/** The Service Control Manager, opened with full access (needs Administrator). */
-export class ServiceManager {
-  #api = advapi32();
-  #handle: Deno.PointerValue;
-
-  constructor() {
-    this.#handle = this.#api.OpenSCManagerW(null, null, SC_MANAGER_ALL_ACCESS);
-    if (this.#handle === null) throw win32Error("opening the service manager");
-  }
-
-  /** The installed service `name`, or undefined when there is none. */
-  open(name: string): Service | undefined {
-    const handle = this.#api.OpenServiceW(this.#handle, wide(name), SERVICE_ALL_ACCESS);
-    if (handle !== null) return new Service(name, handle);
-    const code = lastError();
-    if (code === ERROR_SERVICE_DOES_NOT_EXIST) return undefined;
-    throw win32Error(`opening the service ${name}`, code);
-  }
-
-  /** Creates the service `name`, started automatically at boot as LocalSystem. */
-  create(name: string, definition: ServiceDefinition): Service {
-    const handle = this.#api.CreateServiceW(
-      this.#handle,
-      wide(name),
-      wide(definition.displayName),
-      SERVICE_ALL_ACCESS,
-      SERVICE_WIN32_OWN_PROCESS,
-      SERVICE_AUTO_START,
-      SERVICE_ERROR_NORMAL,
-      wide(definition.binaryPath),
-      null,
-      null,
-      null,
-      null,
-      null,
-    );
-    if (handle === null) throw win32Error(`creating the service ${name}`);
-    const service = new Service(name, handle);
-    service.describe(definition);
-    return service;
-  }
-
-  close(): void {
-    this.#api.CloseServiceHandle(this.#handle);
-  }
-}
-
-/** One installed service, opened with full access. */
-export class Service {
-  #api = advapi32();
-  #name: string;
-  #handle: Deno.PointerValue;
-
-  constructor(name: string, handle: Deno.PointerValue) {
-    this.#name = name;
-    this.#handle = handle;
-  }
-
-  /** Updates the command line, start type and display name, then the rest of `definition`. */
-  reconfigure(definition: ServiceDefinition): void {
-    const ok = this.#api.ChangeServiceConfigW(
-      this.#handle,
-      SERVICE_WIN32_OWN_PROCESS,
-      SERVICE_AUTO_START,
-      SERVICE_NO_CHANGE,
-      wide(definition.binaryPath),
-      null,
-      null,
-      null,
-      null,
-      null,
-      wide(definition.displayName),
-    );
-    if (!ok) throw win32Error(`reconfiguring the service ${this.#name}`);
-    this.describe(definition);
-  }
-
-  /**
-   * Sets the description and the failure actions (restart after each
-   * delay). Returns false when the service manager does not take the
-   * "failures include a non-zero exit code" flag (Wine's does not).
-   */
-  describe(definition: ServiceDefinition): boolean {
-    // SERVICE_DESCRIPTIONW { LPWSTR lpDescription; }
-    const text = wide(definition.description);
-    if (!this.#config2(SERVICE_CONFIG_DESCRIPTION, new BigUint64Array([address(text)]))) {
-      throw win32Error(`describing the service ${this.#name}`);
-    }
-    // SC_ACTION[] { SC_ACTION_TYPE Type; DWORD Delay; }
-    const actions = new Uint32Array(definition.restartDelays.flatMap((delay) => [
-      SC_ACTION_RESTART,
-      delay,
-    ]));
-    // SERVICE_FAILURE_ACTIONSW (x64): DWORD dwResetPeriod (+4 padding); LPWSTR
-    // lpRebootMsg; LPWSTR lpCommand; DWORD cActions (+4 padding); SC_ACTION *lpsaActions.
-    const failure = new BigUint64Array([
-      BigInt(definition.resetPeriod),
-      0n,
-      0n,
-      BigInt(definition.restartDelays.length),
-      address(actions),
-    ]);
-    if (!this.#config2(SERVICE_CONFIG_FAILURE_ACTIONS, failure)) {
-      throw win32Error(`setting what happens when ${this.#name} fails`);
-    }
-    // SERVICE_FAILURE_ACTIONS_FLAG { BOOL fFailureActionsOnNonCrashFailures; }: a start
-    // that fails, or a stop with a non-zero exit code, counts as a failure too.
-    return this.#config2(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, new Uint32Array([1]));
-  }
-
-  /** Starts it; true when it was already running. */
-  start(): boolean {
-    if (this.#api.StartServiceW(this.#handle, 0, null)) return false;
-    const code = lastError();
-    if (code === ERROR_SERVICE_ALREADY_RUNNING) return true;
-    throw win32Error(`starting the service ${this.#name}`, code);
-  }
-
-  /** Asks it to stop; false when it was not running. */
-  stop(): boolean {
-    if (this.#api.ControlService(this.#handle, SERVICE_CONTROL_STOP, new Uint32Array(7))) {
-      return true;
-    }
-    const code = lastError();
-    if (code === ERROR_SERVICE_NOT_ACTIVE) return false;
-    throw win32Error(`stopping the service ${this.#name}`, code);
-  }
-
-  /** Its state, exit codes and process. */
-  query(): ServiceState {
-    // SERVICE_STATUS_PROCESS: nine DWORDs.
-    const status = new Uint32Array(9);
-    const ok = this.#api.QueryServiceStatusEx(
-      this.#handle,
-      SC_STATUS_PROCESS_INFO,
-      status,
-      status.byteLength,
-      new Uint32Array(1),
-    );
-    if (!ok) throw win32Error(`querying the service ${this.#name}`);
-    const state = status[STATUS.currentState];
-    return {
-      state,
-      stateName: STATE_NAMES[state] ?? String(state),
-      win32ExitCode: status[STATUS.win32ExitCode],
-      serviceExitCode: status[STATUS.serviceSpecificExitCode],
-      pid: status[STATUS.processId],
-    };
-  }
-
-  /** Marks it for deletion: it goes once stopped and every handle to it is closed. */
-  delete(): void {
-    if (!this.#api.DeleteService(this.#handle)) {
-      const code = lastError();
-      if (code !== ERROR_SERVICE_MARKED_FOR_DELETE) {
-        throw win32Error(`deleting the service ${this.#name}`, code);
-      }
-    }
-  }
-
-  close(): void {
-    this.#api.CloseServiceHandle(this.#handle);
-  }
-
-  #config2(level: number, info: BigUint64Array | Uint32Array): boolean {
-    return this.#api.ChangeServiceConfig2W(this.#handle, level, info) !== 0;
-  }
-}
-
-/** The calling thread's last Win32 error. */
-export function lastError(): number {
-  advapi32();
-  return libraries!.kernel32.symbols.GetLastError();
-}
-
-function win32Error(what: string, code = lastError()): RuntimeError {
-  if (code === ERROR_ACCESS_DENIED) {
-    return new RuntimeError(`${what} was denied: run echod service as Administrator`);
-  }
-  if (code === ERROR_SERVICE_MARKED_FOR_DELETE) {
-    return new RuntimeError(
-      `${what} failed: the service is marked for deletion; close services.msc (and anything else holding it) and try again`,
-    );
-  }
-  return new RuntimeError(`${what} failed: Win32 error ${code}`);
+/**
+ * SERVICE_FAILURE_ACTIONSW (x64): DWORD dwResetPeriod (+4 padding); LPWSTR
+ * lpRebootMsg; LPWSTR lpCommand; DWORD cActions (+4 padding); SC_ACTION
+ * *lpsaActions; then, in the same buffer, the SC_ACTIONs `{ SC_ACTION_TYPE
+ * Type; DWORD Delay; }`: a restart after each delay.
+ */
+export function restartActions(resetPeriod: number, delays: number[]): Uint8Array {
+  const buffer = new Uint8Array(40 + 8 * delays.length);
+  const actions = new Uint32Array(buffer.buffer, 40, 2 * delays.length);
+  actions.set(delays.flatMap((delay) => [SC_ACTION_RESTART, delay]));
+  new BigUint64Array(buffer.buffer, 0, 5).set([
+    BigInt(resetPeriod),
+    0n,
+    0n,
+    BigInt(delays.length),
+    address(actions),
+  ]);
+  return buffer;
 }

@@ -1,6 +1,6 @@
 /**
  * Windows: echod as a native service of the Service Control Manager.
- * `install`, `uninstall` and `status` talk to the SCM directly (`win32.ts`,
+ * `install`, `uninstall` and `status` talk to the SCM directly (`scm.ts`,
  * the calls `sc.exe` makes), so they work wherever the SCM does, Wine's
  * included; `print` shows the same set-up as a PowerShell script.
  *
@@ -12,6 +12,7 @@ import { parentDir, SERVICE_NAME, type ServiceSpec } from "./spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { manage } from "./system.ts";
+import type { Service, ServiceState } from "./scm.ts";
 
 /** What services.msc and `Get-Service` show. */
 const DISPLAY_NAME = "echod TCP echo server";
@@ -93,9 +94,9 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
     ...(config.action === "status" ? [] : [{ name: "run" as const, command: "netsh.exe" }]),
   ]);
   // FFI is loaded only here, so that no other command needs --allow-ffi.
-  const win32 = await import("./win32.ts");
-  const manager = new win32.ServiceManager();
-  let service: InstanceType<typeof win32.Service> | undefined;
+  const scm = await import("./scm.ts");
+  const manager = new scm.ServiceManager();
+  let service: Service | undefined;
   try {
     service = manager.open(SERVICE_NAME);
     switch (config.action) {
@@ -115,6 +116,7 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
         } else {
           service = manager.create(SERVICE_NAME, definition);
         }
+        // Once, after either: the description and the restarts on failure.
         if (!service.describe(definition)) {
           console.error(
             "echod: note: this service manager does not take the failure-actions flag: " +
@@ -126,7 +128,9 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
         const state = await waitWhile(service, "START_PENDING", START_TIMEOUT);
         if (state.stateName !== "RUNNING") {
           throw new RuntimeError(
-            `the service ${SERVICE_NAME} did not start (${state.stateName}, ${exitCodes(state)})` +
+            `the service ${SERVICE_NAME} did not start (${state.stateName}, ${
+              scm.lastExit(state)
+            })` +
               (spec.logFile === undefined ? "" : `: see ${spec.logFile}`),
           );
         }
@@ -161,7 +165,7 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
         console.log(
           `${SERVICE_NAME}: ${state.stateName}` +
             (state.pid === 0 ? "" : ` (pid ${state.pid})`) +
-            (state.stateName === "STOPPED" ? `, last exit: ${exitCodes(state)}` : ""),
+            (state.stateName === "STOPPED" ? `, last exit: ${scm.lastExit(state)}` : ""),
         );
         // As systemctl status: 0 when running, 3 when not.
         return state.stateName === "RUNNING" ? 0 : 3;
@@ -170,15 +174,11 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
   } finally {
     service?.close();
     manager.close();
-    win32.closeLibraries();
   }
 }
 
 /** Asks a running service to stop and waits for it to drain (up to drain timeout + 30 s). */
-async function stopped(
-  service: { stop(): boolean; query(): { stateName: string } },
-  drainTimeout: number,
-): Promise<void> {
+async function stopped(service: Service, drainTimeout: number): Promise<void> {
   if (service.query().stateName === "STOPPED") return;
   service.stop();
   const state = await waitWhile(service, "STOP_PENDING", drainTimeout + 30_000);
@@ -190,11 +190,11 @@ async function stopped(
 }
 
 /** Polls the SCM (it has no way to wait) while the service is in `state`. */
-async function waitWhile<T extends { stateName: string }>(
-  service: { query(): T },
+async function waitWhile(
+  service: Service,
   state: string,
   timeout: number,
-): Promise<T> {
+): Promise<ServiceState> {
   const deadline = Date.now() + timeout;
   let now = service.query();
   while (now.stateName === state && Date.now() < deadline) {
@@ -202,12 +202,6 @@ async function waitWhile<T extends { stateName: string }>(
     now = service.query();
   }
   return now;
-}
-
-function exitCodes(state: { win32ExitCode: number; serviceExitCode: number }): string {
-  return state.win32ExitCode === 1066
-    ? `echod exit code ${state.serviceExitCode}`
-    : `Win32 exit code ${state.win32ExitCode}`;
 }
 
 /** The inbound firewall rules the service needs: its TCP ports, and UDP ones. */

@@ -7,17 +7,10 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
-import { type Echod, startEchod } from "../_echod.ts";
-import { metricReaching } from "../_metrics.ts";
+import { startEchod } from "../_echod.ts";
+import { metric, metricReaching, scrape } from "../_metrics.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
-
-async function metric(echod: Echod, name: string): Promise<number> {
-  const body = await (await fetch(`http://${echod.ready!.metricsAddress}/metrics`)).text();
-  const line = body.split("\n").find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `no ${name}`);
-  return Number(line.slice(name.length + 1));
-}
 
 /** A v2 PROXY header for TCP over IPv6 from `source` (16 bytes). */
 function v2Tcp6(source: number[], port: number): Uint8Array {
@@ -59,7 +52,7 @@ Deno.test("PROXY: lying and malformed headers are refused and counted, even with
     assert.ok(await closedByPeer(dgram));
     dgram.close();
     assert.equal(
-      await metric(echod, 'echod_connections_refused_total{reason="proxy-header"}'),
+      metric((await scrape(echod)).text, 'echod_connections_refused_total{reason="proxy-header"}'),
       headers.length + 1,
     );
   } finally {
