@@ -43,19 +43,44 @@ async function run(
   return { conn, state, sizes: conn.offered.map((b) => b.length) };
 }
 
-Deno.test("pump() 512-byte messages stay on the 1 KiB buffer", async () => {
+Deno.test("pump() 64-byte messages stay on the 256-byte buffer, one read each", async () => {
+  const { sizes, conn } = await run(new Array(20).fill(64));
+  assert.ok(sizes.every((s) => s === 256), String(sizes));
+  assert.equal(sizes.length, 20 + 1); // + the EOF read
+  assert.ok(conn.offered.every((b) => b === conn.offered[0]), "the buffer was reallocated");
+});
+
+Deno.test("pump() 512-byte messages settle on one 1 KiB buffer after the first", async () => {
   const { sizes, conn } = await run(new Array(20).fill(512));
-  assert.ok(sizes.every((s) => s === 1024), String(sizes));
+  // First message: 256 B fills, a pooled buffer takes the rest; then one read per message.
+  assert.deepEqual(sizes.slice(0, 3), [256, 65_024, 1024]);
+  assert.equal(sizes.length, 20 + 1 + 1); // + the split first message + the EOF read
+  const ones = conn.offered.filter((b) => b.length === 1024);
+  assert.ok(ones.every((b) => b === ones[0]), "the 1 KiB buffer was reallocated");
   assert.equal(conn.written, 20 * 512);
 });
 
 Deno.test("pump() 1,500-byte messages settle on one 4 KiB buffer, reused, one read each", async () => {
   const { conn, sizes } = await run(new Array(20).fill(1500));
-  // First message: 1 KiB fills, a pooled buffer takes the rest; then one read per message.
-  assert.deepEqual(sizes.slice(0, 3), [1024, 65_024, 4096]);
-  assert.equal(sizes.length, 20 + 1 + 1); // + the split first message + the EOF read
+  assert.deepEqual(sizes.slice(0, 3), [256, 65_024, 4096]);
+  assert.equal(sizes.length, 20 + 1 + 1);
   const fours = conn.offered.filter((b) => b.length === 4096);
   assert.ok(fours.every((b) => b === fours[0]), "the 4 KiB buffer was reallocated");
+});
+
+Deno.test("pump() sizes that alternate keep the larger buffer, without reallocating", async () => {
+  const chunks = [600];
+  for (let i = 0; i < 20; i++) chunks.push(100, 600);
+  const { conn, sizes } = await run(chunks);
+  const after = conn.offered.slice(2, -1);
+  assert.ok(after.every((b) => b === after[0] && b.length === 1024), String(sizes));
+});
+
+Deno.test("pump() the buffer shrinks after 8 smaller bursts in a row", async () => {
+  const { sizes } = await run([1500, 1500, ...new Array(10).fill(10)]);
+  // After the split first burst: the second on 4 KiB, the 8 small bursts
+  // that vote to shrink still on 4 KiB, then 256 B (the last two and EOF).
+  assert.deepEqual(sizes.slice(2), [...new Array(9).fill(4096), 256, 256, 256]);
 });
 
 Deno.test("pump() a stream climbs to the pooled buffer, and its pause waits on 4 KiB at most", async () => {

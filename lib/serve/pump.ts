@@ -5,16 +5,18 @@
  * write is pending, so a peer that does not read stalls only itself, and
  * echod holds at most one buffer of its data.
  *
- * Buffers follow the traffic: a read that fills its buffer means more is
- * waiting, so the next read gets a 63.5 KiB buffer borrowed from a pool
- * shared by the server (or the connection's own 4 KiB one when the pool is
- * empty). A read that does not fill its buffer means the socket is drained
- * and the next read may wait for a long time: the borrowed buffer goes back
- * to the pool, and the read waits on a 4 KiB buffer of the connection's own
- * if the burst was between 1 and 4 KiB (messages of that size then take one
- * read each), else on the 1 KiB one. So an idle connection holds
- * at most 5 KiB whatever it sent before (1 KiB after large messages), the
- * pool bounds what all busy connections hold together, and steady traffic
+ * Buffers follow the traffic. A connection waits on a buffer of its own,
+ * sized to its last burst (the bytes read since the socket was last found
+ * drained): the smallest of 256 B, 1 KiB and 4 KiB that holds it in one
+ * read, so that messages of steady size take one read each. The buffer
+ * grows at once and shrinks only after several bursts in a row would fit a
+ * smaller one, so traffic that alternates sizes does not reallocate. A read
+ * that fills its buffer means more is waiting: the next read gets a 63.5 KiB
+ * buffer borrowed from a pool shared by the server (or a 4 KiB one of the
+ * connection's own when the pool is empty), given back as soon as the
+ * socket is drained. A burst larger than 4 KiB counts as small: the next
+ * one will borrow again. So an idle connection holds 256 B to 4 KiB, the pool
+ * bounds what all busy connections hold together, and steady traffic
  * allocates nothing.
  *
  * @module
@@ -36,8 +38,9 @@ export interface PumpOptions {
    */
   totals?: Tally;
   /**
-   * Bytes of the buffer a connection starts and idles with.
-   * @default {1024}
+   * Bytes of the smallest buffer a connection waits on, and starts with;
+   * the next sizes are four and sixteen times as large, up to 4 KiB.
+   * @default {256}
    */
   minBuffer?: number;
   /**
@@ -53,11 +56,14 @@ export interface PumpOptions {
   early?: Uint8Array;
 }
 
-/** Default size of the buffer a connection starts and idles with. */
-export const DEFAULT_MIN_BUFFER = 1024;
+/** Default size of the smallest buffer a connection waits on, and starts with. */
+export const DEFAULT_MIN_BUFFER = 256;
 
-/** Size of the connection's own second buffer, the most an idle connection waits on. */
+/** Size of the largest buffer of a connection's own: the most an idle connection waits on. */
 export const MEDIUM_BUFFER = 4096;
+
+/** Drained bursts in a row that fit a smaller buffer before the connection's own shrinks. */
+const SHRINK_AFTER = 8;
 
 /**
  * Default size of a pooled buffer: 64 KiB less 512 bytes. Not a power of
@@ -79,8 +85,8 @@ export interface BufferPoolOptions {
    */
   size?: number;
   /**
-   * Most buffers in existence at once; past it, a burst goes on with its
-   * connection's own 4 KiB buffer.
+   * Most buffers in existence at once; past it, a burst goes on in a 4 KiB
+   * buffer of its connection's own.
    * @default {256}
    */
   limit?: number;
@@ -143,16 +149,19 @@ export async function pump(
 ): Promise<void> {
   const totals = options.totals ?? { bytesIn: 0, bytesOut: 0 };
   const pool = options.pool ?? (threadPool ??= new BufferPool());
-  const small = new Uint8Array(options.minBuffer ?? DEFAULT_MIN_BUFFER);
-  // Kept while the connection's bursts are of middling size, dropped when they are not.
-  let medium: Uint8Array<ArrayBuffer> | undefined;
+  const least = options.minBuffer ?? DEFAULT_MIN_BUFFER;
+  if (!(least >= 1)) throw new RangeError(`minBuffer must be at least 1 byte, not ${least}`);
+  // The connection's own buffer, sized to its recent bursts: the one it waits on.
+  let own = new Uint8Array(least);
   let borrowed: Uint8Array<ArrayBuffer> | undefined;
-  let buf = small;
+  let buf = own;
   // A view of the bytes last read; rebuilt only when their count changes,
   // so fixed-size traffic reuses one view.
   let view = buf;
   // Bytes read since the socket was last found drained.
   let burst = 0;
+  // Drained bursts in a row that a smaller own buffer would have held.
+  let smaller = 0;
   try {
     if (options.early !== undefined && options.early.length > 0) {
       state.bytesIn += options.early.length;
@@ -175,23 +184,29 @@ export async function pump(
       }
       burst += n;
       if (n === buf.length) {
-        // Full: more is probably waiting; read it in a pooled buffer (the
-        // connection's 4 KiB one when the pool is empty).
+        // Full: more is probably waiting; read it in a pooled buffer (in a
+        // 4 KiB one of the connection's own when the pool is empty).
         if (borrowed === undefined && buf.length < pool.size) {
           borrowed = pool.take();
-          buf = borrowed ?? (medium ??= new Uint8Array(MEDIUM_BUFFER));
+          if (borrowed === undefined && own.length < MEDIUM_BUFFER) {
+            own = new Uint8Array(MEDIUM_BUFFER);
+          }
+          buf = borrowed ?? own;
         }
       } else {
-        // Drained: the next read may wait a long time. It waits on 4 KiB
-        // if the burst was of middling size, else on 1 KiB.
+        // Drained: the next read may wait a long time, on the smallest own
+        // buffer that would have held this burst in one read.
         if (borrowed !== undefined) {
           pool.give(borrowed);
           borrowed = undefined;
         }
-        const middling = burst > small.length && burst <= MEDIUM_BUFFER;
-        if (middling) medium ??= new Uint8Array(MEDIUM_BUFFER);
-        else medium = undefined;
-        buf = middling ? medium! : small;
+        const fit = ownSize(burst, least);
+        if (fit === own.length) smaller = 0;
+        else if (fit > own.length || ++smaller === SHRINK_AFTER) {
+          own = new Uint8Array(fit);
+          smaller = 0;
+        }
+        buf = own;
         burst = 0;
       }
       // Let go of the last chunk's view too, or it would keep a returned buffer.
@@ -200,6 +215,19 @@ export async function pump(
   } finally {
     if (borrowed !== undefined) pool.give(borrowed);
   }
+}
+
+/**
+ * The own buffer that holds a burst of `burst` bytes in one read without
+ * filling it (a full read is taken to mean more is waiting): `least`, four
+ * times that, and so on up to 4 KiB. A larger burst gets `least`: it is
+ * read in a pooled buffer anyway.
+ */
+function ownSize(burst: number, least: number): number {
+  for (let size = least; size <= MEDIUM_BUFFER; size *= 4) {
+    if (burst < size) return size;
+  }
+  return least;
 }
 
 /** Writes all of `data`, advancing both tallies. */
