@@ -58,11 +58,19 @@ class Session implements Expirable, Tally {
     if (arrival.tls) this.handshakeBy = this.openedAt + handshakeTimeout;
   }
 
-  /** Echoes until the peer closes; rejects when the connection fails or is closed under it. */
+  /**
+   * Echoes until the peer closes; rejects when the connection fails or is
+   * closed under it. Never throws: its caller only handles the promise.
+   */
   run(echo: Echo): Promise<void> {
     const conn = this.conn as Deno.TcpConn;
-    // Echo replies are small and awaited: send them at once (no Nagle).
-    conn.setNoDelay(true);
+    try {
+      // Echo replies are small and awaited: send them at once (no Nagle).
+      conn.setNoDelay(true);
+    } catch (error) {
+      // Reset or closed before it was served.
+      return Promise.reject(error);
+    }
     // The common case goes straight to the echo loop, with no async frame
     // of its own held for the life of every connection.
     if (!this.arrival.tls && echo.greeting === undefined) return this.#pump(conn, echo);
@@ -154,7 +162,16 @@ export function serve(options: ServeOptions = {}): Server {
       session.port = perPort ? stats.byPort.get((conn.localAddr as Deno.NetAddr).port) : undefined;
       if (session.port !== undefined) session.port.active++;
       if (connLog.isEnabledFor("debug")) connLog.debug("open {peer}", { peer: peerOf(arrival) });
-      run(session);
+      // Two small callbacks rather than an async frame held for the life of
+      // every connection.
+      session.run(echo).then(
+        function ended() {
+          finish(session, undefined);
+        },
+        function failed(error: Error) {
+          finish(session, error);
+        },
+      );
     },
   });
 
@@ -185,26 +202,21 @@ export function serve(options: ServeOptions = {}): Server {
     });
   }
 
-  /** Runs one session to its end, then accounts for it. */
-  async function run(session: Session): Promise<void> {
-    let failure: Error | undefined;
-    try {
-      await session.run(echo);
-    } catch (error) {
-      if (session.closing === undefined && !isDisconnect(error)) failure = error as Error;
-    } finally {
-      closeQuietly(session.conn);
-      sessions.delete(session);
-      admission.release(session.arrival.ip);
-      stats.count.active--;
-      if (session.port !== undefined) session.port.active--;
-    }
-    const peer = peerOf(session.arrival);
+  /** Accounts for a session that has ended, with the error that ended it if any. */
+  function finish(session: Session, error: Error | undefined): void {
+    const failure = error !== undefined && session.closing === undefined && !isDisconnect(error)
+      ? error
+      : undefined;
+    closeQuietly(session.conn);
+    sessions.delete(session);
+    admission.release(session.arrival.ip);
+    stats.count.active--;
+    if (session.port !== undefined) session.port.active--;
     // E.g. a plain-TCP client on the TLS port: one line per interval, not per client.
     const held = failure === undefined ? undefined : failures.take();
     if (failure !== undefined && held !== undefined) {
       connLog.warning("connection from {peer} failed: {error} ({held} more failures not logged)", {
-        peer,
+        peer: peerOf(session.arrival),
         error: failure.message,
         held,
       });
@@ -213,7 +225,7 @@ export function serve(options: ServeOptions = {}): Server {
       connLog.debug(
         "close {peer} after {durationMs} ms: {bytesIn} bytes in, {bytesOut} bytes out ({reason})",
         {
-          peer,
+          peer: peerOf(session.arrival),
           durationMs: Math.round(performance.now() - session.openedAt),
           bytesIn: session.bytesIn,
           bytesOut: session.bytesOut,
