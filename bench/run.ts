@@ -4,6 +4,11 @@
  * would pick instead, on loopback, interleaved in one run (each round runs
  * every peer once per case, A B C A B C …) and summarised by medians.
  *
+ * Peers: echod (`-w 2` too), Node `s.pipe(s)`, Deno `pipeTo`, the bare
+ * Deno loop (`deno-loop`), and when their tools are here Go `io.Copy`
+ * (`go`), a single-threaded C epoll server (`c-epoll`, the near-limit
+ * reference) and socat.
+ *
  * Besides the raw rate it reports each server's efficiency, work per
  * second of the server process's own CPU (user + system, from
  * /proc/PID/stat), because on a small machine the load generator competes
@@ -124,6 +129,18 @@ if (await has("go")) {
   }).output();
   if (built.success) allPeers.push({ name: "go", command: [`${ROOT.pathname}${dir}/go_echo`] });
   else console.log(`go peer left out: go build failed: ${new TextDecoder().decode(built.stderr)}`);
+}
+if (await has("cc")) {
+  // The near-limit reference: one thread of C on epoll.
+  const dir = "bench/.build";
+  await Deno.mkdir(dir, { recursive: true });
+  const built = await new Deno.Command("cc", {
+    args: ["-O2", "-o", `${dir}/c_epoll`, "bench/peers/c_epoll.c"],
+    cwd: ROOT,
+  }).output();
+  if (built.success) {
+    allPeers.push({ name: "c-epoll", command: [`${ROOT.pathname}${dir}/c_epoll`] });
+  } else console.log(`c-epoll peer left out: cc failed: ${new TextDecoder().decode(built.stderr)}`);
 }
 if (await has("socat")) {
   allPeers.push({
@@ -255,17 +272,21 @@ await save(summary);
 
 function summarize(): string {
   const names = peers.map((p) => p.name);
+  // echod's efficiency as a ratio to each other peer's, in the same run.
+  const others = names.includes("echod") ? names.filter((n) => n !== "echod") : [];
   const lines = [
     `| case | ${names.map((n) => `${n} rate`).join(" | ")} | ${
       names.map((n) => `${n} per server CPU-s`).join(" | ")
-    } | echod/node efficiency |`,
-    `|---|${names.map(() => "---:").join("|")}|${names.map(() => "---:").join("|")}|---:|`,
+    } |${others.map((n) => ` echod/${n} per CPU-s |`).join("")}`,
+    `|---|${names.map(() => "---:").join("|")}|${names.map(() => "---:").join("|")}|${
+      others.map(() => "---:|").join("")
+    }`,
   ];
   for (const r of results) {
     const rate = names.map((n) => cell(r.samples[n], "rate", r.unit));
     const eff = names.map((n) => cell(r.samples[n], "perCpuSecond", r.unit));
-    const ratio = ratioOf(r.samples.echod, r.samples.node);
-    lines.push(`| ${r.name} | ${rate.join(" | ")} | ${eff.join(" | ")} | ${ratio} |`);
+    const ratios = others.map((n) => ` ${ratioOf(r.samples.echod, r.samples[n])} |`).join("");
+    lines.push(`| ${r.name} | ${rate.join(" | ")} | ${eff.join(" | ")} |${ratios}`);
   }
   const out = [lines.join("\n")];
   if (Object.keys(hold).length > 0) {
