@@ -26,6 +26,7 @@
 import { parseArgs } from "node:util";
 import { benchmark, type BenchOptions } from "../lib/bench/runner.ts";
 import { VERSION } from "../lib/version.ts";
+import { BENCH_SERVE_FLAGS } from "./echod_flags.ts";
 
 interface Peer {
   name: string;
@@ -85,18 +86,7 @@ function echodPeer(name: string, workers: number, main = "main.ts"): Peer {
       main,
       "--workers",
       String(workers),
-      "--max-conns",
-      "0",
-      "--max-conns-per-ip",
-      "0",
-      "--idle-timeout",
-      "0",
-      "--max-lifetime",
-      "0",
-      "--stats-interval",
-      "0",
-      "--log-level",
-      "warning",
+      ...BENCH_SERVE_FLAGS,
       "--port",
     ],
   };

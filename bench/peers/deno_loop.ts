@@ -2,16 +2,19 @@
  * Peer for the benchmark suite: the smallest Deno echo loop (read into one
  * 4 KiB buffer, write it back), with no limits, deadlines or counters. It is
  * the floor any Deno server sits on: what echod costs beyond the runtime
- * is the distance to it. Usage: deno run --allow-net bench/peers/deno_loop.ts PORT
+ * is the distance to it. Usage: deno run --allow-net bench/peers/deno_loop.ts [BUFFER] PORT
  *
  * @module
  */
 
-const listener = Deno.listen({ hostname: "::", port: Number(Deno.args[0]) });
+// The port comes last (the bench appends it); an optional buffer size before it.
+const port = Number(Deno.args[Deno.args.length - 1]);
+const size = Deno.args.length > 1 ? Number(Deno.args[0]) : 4096;
+const listener = Deno.listen({ hostname: "::", port });
 for await (const conn of listener) echo(conn);
 
 async function echo(conn: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(4096);
+  const buf = new Uint8Array(size);
   try {
     for (;;) {
       const n = await conn.read(buf);
