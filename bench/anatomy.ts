@@ -18,7 +18,7 @@
 
 import { parseArgs } from "node:util";
 import { benchmark } from "../lib/bench/runner.ts";
-import { BENCH_SERVE_FLAGS } from "./echod_flags.ts";
+import { BENCH_SERVE_FLAGS, untilEchoing } from "./serving.ts";
 
 /** The figures `bench/probe.ts` prints, in bytes. */
 interface Figures {
@@ -61,7 +61,7 @@ for (const [i, server] of servers.entries()) {
   }).spawn();
   const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    await ready(port);
+    await untilEchoing(port, server.name);
     const before = await figures(child, lines);
     const objectsBefore = snapshot ? await heapObjects(21_400 + i) : undefined;
     let during = before;
@@ -92,23 +92,6 @@ for (const [i, server] of servers.entries()) {
   } finally {
     child.kill("SIGKILL");
     await child.status;
-  }
-}
-
-/** Waits until the server echoes. */
-async function ready(port: number): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      await conn.write(new Uint8Array([1]));
-      const got = await conn.read(new Uint8Array(1));
-      conn.close();
-      if (got === 1) return;
-    } catch {
-      if (performance.now() > deadline) throw new Error(`no echo on port ${port} within 30 s`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
   }
 }
 

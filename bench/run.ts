@@ -26,7 +26,7 @@
 import { parseArgs } from "node:util";
 import { benchmark, type BenchOptions } from "../lib/bench/runner.ts";
 import { VERSION } from "../lib/version.ts";
-import { BENCH_SERVE_FLAGS } from "./echod_flags.ts";
+import { BENCH_SERVE_FLAGS, untilEchoing } from "./serving.ts";
 
 interface Peer {
   name: string;
@@ -108,29 +108,17 @@ const allPeers: Peer[] = [
 if (values.baseline !== undefined) {
   allPeers.splice(1, 0, echodPeer("echod-base", 1, `${values.baseline}/main.ts`));
 }
+// Built once, so the run measures the server, not the compiler.
+const BUILD = "bench/.build";
 if (await has("go")) {
-  // Built once, so the run measures the server, not the compiler.
-  const dir = "bench/.build";
-  await Deno.mkdir(dir, { recursive: true });
-  const built = await new Deno.Command("go", {
-    args: ["build", "-o", `${dir}/go_echo`, "bench/peers/go_echo.go"],
-    cwd: ROOT,
-    env: { GOCACHE: `${ROOT.pathname}${dir}/cache`, GOPATH: `${ROOT.pathname}${dir}/gopath` },
-  }).output();
-  if (built.success) allPeers.push({ name: "go", command: [`${ROOT.pathname}${dir}/go_echo`] });
-  else console.log(`go peer left out: go build failed: ${new TextDecoder().decode(built.stderr)}`);
+  await addBuilt("go", "go", ["build", "-o", `${BUILD}/go_echo`, "bench/peers/go_echo.go"], {
+    GOCACHE: `${ROOT.pathname}${BUILD}/cache`,
+    GOPATH: `${ROOT.pathname}${BUILD}/gopath`,
+  });
 }
 if (await has("cc")) {
   // The near-limit reference: one thread of C on epoll.
-  const dir = "bench/.build";
-  await Deno.mkdir(dir, { recursive: true });
-  const built = await new Deno.Command("cc", {
-    args: ["-O2", "-o", `${dir}/c_epoll`, "bench/peers/c_epoll.c"],
-    cwd: ROOT,
-  }).output();
-  if (built.success) {
-    allPeers.push({ name: "c-epoll", command: [`${ROOT.pathname}${dir}/c_epoll`] });
-  } else console.log(`c-epoll peer left out: cc failed: ${new TextDecoder().decode(built.stderr)}`);
+  await addBuilt("c-epoll", "cc", ["-O2", "-o", `${BUILD}/c_epoll`, "bench/peers/c_epoll.c"]);
 }
 if (await has("socat")) {
   allPeers.push({
@@ -362,20 +350,7 @@ async function start(peer: Peer, port: number): Promise<Running> {
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  // Ready when a byte comes back.
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      await conn.write(new Uint8Array([42]));
-      const got = await conn.read(new Uint8Array(1));
-      conn.close();
-      if (got === 1) break;
-    } catch {
-      if (performance.now() > deadline) throw new Error(`${peer.name} did not start on ${port}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
+  await untilEchoing(port, peer.name);
   return { peer, port, child };
 }
 
@@ -431,6 +406,17 @@ async function rss(pid: number): Promise<number> {
 async function readProc(path: string): Promise<string> {
   const out = await new Deno.Command("cat", { args: [path], stdout: "piped" }).output();
   return new TextDecoder().decode(out.stdout);
+}
+
+/** Builds a peer (its output is the `-o` argument) and adds it, or says why it is left out. */
+async function addBuilt(name: string, tool: string, args: string[], env?: Record<string, string>) {
+  await Deno.mkdir(BUILD, { recursive: true });
+  const built = await new Deno.Command(tool, { args, cwd: ROOT, env }).output();
+  if (!built.success) {
+    console.log(`${name} peer left out: ${tool} failed: ${new TextDecoder().decode(built.stderr)}`);
+    return;
+  }
+  allPeers.push({ name, command: [`${ROOT.pathname}${args[args.indexOf("-o") + 1]}`] });
 }
 
 async function has(program: string): Promise<boolean> {
