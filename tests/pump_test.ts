@@ -94,6 +94,14 @@ Deno.test("pump() a stream climbs to the pooled buffer, and its pause waits on 4
   assert.equal(pool.lent, 0, "the pooled buffer went back at the pause");
 });
 
+Deno.test("pump() after a large burst it waits on 1 KiB, so a 64 KiB segment takes two reads", async () => {
+  const { sizes } = await run([65_483, 65_483, 10]);
+  // 256 B fills, one pooled buffer does not finish the segment, a third read does.
+  assert.deepEqual(sizes.slice(0, 3), [256, 65_024, 65_024]);
+  // From then on: 1 KiB, then the pooled buffer finishes the next segment.
+  assert.deepEqual(sizes.slice(3), [1024, 65_024, 1024, 1024]);
+});
+
 Deno.test("pump() an idle connection waits on at most 4 KiB whatever it sent before", async () => {
   for (const message of [64_000, 65_024 * 3 + 7, 1_000_000]) {
     const pool = new BufferPool();

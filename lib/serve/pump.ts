@@ -14,10 +14,10 @@
  * that fills its buffer means more is waiting: the next read gets a 63.5 KiB
  * buffer borrowed from a pool shared by the server (or a 4 KiB one of the
  * connection's own when the pool is empty), given back as soon as the
- * socket is drained. A burst larger than 4 KiB counts as small: the next
- * one will borrow again. So an idle connection holds 256 B to 4 KiB, the pool
- * bounds what all busy connections hold together, and steady traffic
- * allocates nothing.
+ * socket is drained. After a burst larger than 4 KiB the connection waits
+ * on 1 KiB: the next one will borrow again. So an idle connection holds
+ * 256 B to 4 KiB, the pool bounds what all busy connections hold together,
+ * and steady traffic allocates nothing.
  *
  * @module
  */
@@ -220,14 +220,16 @@ export async function pump(
 /**
  * The own buffer that holds a burst of `burst` bytes in one read without
  * filling it (a full read is taken to mean more is waiting): `least`, four
- * times that, and so on up to 4 KiB. A larger burst gets `least`: it is
- * read in a pooled buffer anyway.
+ * times that, and so on up to 4 KiB. A larger burst gets the second size
+ * (1 KiB): the next one is read in a pooled buffer anyway, and 1 KiB plus
+ * one pooled buffer hold a whole 64 KiB loopback segment in two reads,
+ * where 256 B plus one fall short and take a third.
  */
 function ownSize(burst: number, least: number): number {
   for (let size = least; size <= MEDIUM_BUFFER; size *= 4) {
     if (burst < size) return size;
   }
-  return least;
+  return least * 4 <= MEDIUM_BUFFER ? least * 4 : least;
 }
 
 /** Writes all of `data`, advancing both tallies. */
