@@ -12,6 +12,13 @@ import { DENO_FLAGS } from "./_programs.ts";
 /** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
 export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
 
+/**
+ * Whether a socket on `::` takes IPv4 too (Linux, macOS): echod then keeps
+ * one listener and one UDP socket. On Windows `::` is IPv6-only, and echod
+ * runs a second listener and socket on 0.0.0.0.
+ */
+export const DUAL_STACK: boolean = Deno.build.os !== "windows";
+
 /** Whether /proc, `sh` and `ulimit` are there (Linux), for memory, CPU and descriptor tests. */
 export const LINUX: boolean = Deno.build.os === "linux";
 
@@ -233,16 +240,34 @@ export async function startEchod(
   return echod;
 }
 
+/** Options for {@linkcode runEchod}. */
+export interface RunEchodOptions {
+  /**
+   * Text fed on stdin, which is then closed.
+   * @default {no stdin}
+   */
+  input?: string;
+}
+
 /** Runs `deno run <permissions> main.ts ...args` to completion. */
 export async function runEchod(
   args: string[],
   permissions: string[] = ["--allow-net"],
+  options: RunEchodOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...DENO_FLAGS, ...permissions, "--no-prompt", "main.ts", ...args],
     cwd: ROOT,
-    stdin: "null",
-  }).output();
+    stdin: options.input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.input));
+    await writer.close();
+  }
+  const output = await child.output();
   const decoder = new TextDecoder();
   return {
     code: output.code,

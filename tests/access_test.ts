@@ -11,12 +11,10 @@ import {
   roundTrip,
   udpSocket,
 } from "./_client.ts";
-import { skipUnless, startEchod } from "./_echod.ts";
+import { DUAL_STACK, skipUnless, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
 
-// On Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different
-// sockets, so the tests that rely on one socket's ordering run elsewhere.
-const ONE_UDP_SOCKET = Deno.build.os !== "windows";
+// The tests that rely on one UDP socket's ordering need a dual-stack `::`.
 
 Deno.test("--allow and --deny: CIDR blocks, IPv4-mapped peers as IPv4, deny wins", async () => {
   const cases: [string[], Record<string, boolean>][] = [
@@ -47,7 +45,7 @@ Deno.test("--allow and --deny: CIDR blocks, IPv4-mapped peers as IPv4, deny wins
 Deno.test({
   name: "--deny applies to UDP too",
   ignore: skipUnless(
-    ONE_UDP_SOCKET,
+    DUAL_STACK,
     "the UDP --deny test",
     "on Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different sockets",
   ),

@@ -8,30 +8,6 @@ import { parseTarget } from "../lib/cli/mod.ts";
 import { ROOT, runEchod, startEchod } from "./_echod.ts";
 import { DENO_FLAGS, has } from "./_programs.ts";
 
-/** Runs `main.ts` with `args`, feeding `input` on stdin. */
-async function runWithInput(
-  args: string[],
-  input: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...DENO_FLAGS, "--allow-net", "--no-prompt", "main.ts", ...args],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(input));
-  await writer.close();
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
 /**
  * A faulty echo server in this process: `corrupt` flips one byte in every
  * 10,000th chunk, `truncate` closes after echoing 10,000 bytes.
@@ -290,7 +266,9 @@ Deno.test("echod client sends stdin, prints the echo, and exits 0 at the end", a
   try {
     const text = "line one\nline two\n" + "x".repeat(200_000) + "\n";
     for (const target of [`127.0.0.1:${echod.port}`, `[::1]:${echod.port}`]) {
-      const { code, stdout, stderr } = await runWithInput(["client", target], text);
+      const { code, stdout, stderr } = await runEchod(["client", target], undefined, {
+        input: text,
+      });
       assert.equal(code, 0, stderr);
       assert.equal(stdout, text);
     }
@@ -335,7 +313,7 @@ Deno.test("echod client says so when the server closes before the input ends", a
 });
 
 Deno.test("echod client reports a refused connection in one line, exit 1", async () => {
-  const { code, stderr } = await runWithInput(["client", "127.0.0.1:9"], "");
+  const { code, stderr } = await runEchod(["client", "127.0.0.1:9"], undefined, { input: "" });
   assert.equal(code, 1);
   assert.equal(
     stderr,

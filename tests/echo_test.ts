@@ -15,11 +15,7 @@ import {
   roundTrip,
   writeAll,
 } from "./_client.ts";
-import { GRACEFUL_STOP, linuxOnly, startEchod } from "./_echod.ts";
-
-// Where `::` also takes IPv4 (Linux, macOS) echod keeps one listener; on
-// Windows `::` is IPv6-only and it runs a second one on 0.0.0.0.
-const DUAL_STACK = Deno.build.os !== "windows";
+import { DUAL_STACK, GRACEFUL_STOP, linuxOnly, startEchod } from "./_echod.ts";
 
 Deno.test("one server answers on both 127.0.0.1 and ::1 by default", async () => {
   const echod = await startEchod();

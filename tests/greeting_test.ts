@@ -204,28 +204,14 @@ Deno.test("echod bench --expect-greeting verifies every byte against a greeting 
 Deno.test("echod client --expect-greeting: the greeting on stderr, only the echo on stdout", async () => {
   const echod = await startEchod(["--greeting=hello from {local}"]);
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...DENO_FLAGS,
-        "--allow-net",
-        "main.ts",
-        "client",
-        `127.0.0.1:${echod.port}`,
-        "--expect-greeting",
-      ],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode("just this\n"));
-    await writer.close();
-    const output = await child.output();
+    const output = await runEchod(
+      ["client", `127.0.0.1:${echod.port}`, "--expect-greeting"],
+      undefined,
+      { input: "just this\n" },
+    );
     assert.equal(output.code, 0);
-    assert.equal(new TextDecoder().decode(output.stdout), "just this\n");
-    assert.equal(new TextDecoder().decode(output.stderr), `hello from 127.0.0.1:${echod.port}\n`);
+    assert.equal(output.stdout, "just this\n");
+    assert.equal(output.stderr, `hello from 127.0.0.1:${echod.port}\n`);
   } finally {
     await echod.stop();
   }

@@ -4,12 +4,10 @@
 
 import assert from "node:assert/strict";
 import { udpSocket } from "./_client.ts";
-import { skipUnless, startEchod } from "./_echod.ts";
+import { DUAL_STACK, skipUnless, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
 
-// On Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different
-// sockets, so the tests that rely on one socket's ordering run elsewhere.
-const ONE_UDP_SOCKET = Deno.build.os !== "windows";
+// The tests that rely on one UDP socket's ordering need a dual-stack `::`.
 
 Deno.test("--udp echoes datagrams over IPv4 and IPv6", async () => {
   const echod = await startEchod(["--udp", "--metrics", "127.0.0.1:0"]);
@@ -43,7 +41,7 @@ Deno.test({
   name: "--udp does not answer a datagram from a reflector port (19, chargen)",
   ignore: !canBindChargen ||
     skipUnless(
-      ONE_UDP_SOCKET,
+      DUAL_STACK,
       "the reflector-port test",
       "on Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different sockets",
     ),
@@ -74,7 +72,7 @@ Deno.test({
 Deno.test({
   name: "--udp-rate cuts a flood from one source while another source is served",
   ignore: skipUnless(
-    ONE_UDP_SOCKET,
+    DUAL_STACK,
     "the --udp-rate test",
     "on Windows `::` is IPv6-only: IPv4 and IPv6 datagrams reach different sockets",
   ),
