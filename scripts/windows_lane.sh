@@ -22,7 +22,9 @@ ROOT="$LANE/trixie"
 CACHE="$ROOT/root/wp/drive_c/users/root/AppData/Local/deno"
 WIN_DENO_VERSION=2.9.5 # the newest @deno/win32-x64 on the npm registry
 LINUX_DENO=(npx -y deno@2.9.6)
-MIRROR=http://deb.debian.org/debian
+# The Debian mirror: WINDOWS_LANE_MIRROR, else the first Debian archive in this
+# machine's own apt sources (deb822 or one-line form).
+MIRROR="${WINDOWS_LANE_MIRROR:-$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1 | tr -d ' ')}"
 step="${1:-all}"
 
 skip() {
@@ -33,6 +35,7 @@ skip() {
 setup() {
   [ "$(id -u)" = 0 ] || skip "needs root (debootstrap and chroot)"
   command -v apt-get >/dev/null || skip "needs apt-get (Debian) to make a trixie root"
+  [ -n "$MIRROR" ] || skip "no Debian mirror in /etc/apt sources; set WINDOWS_LANE_MIRROR"
   if [ ! -x "$ROOT/usr/lib/wine/wine64" ]; then
     echo "windows lane: making a Debian trixie root with Wine 10 in $ROOT (about 3 minutes, once)"
     command -v debootstrap >/dev/null || {
@@ -61,7 +64,7 @@ setup() {
   # default one (%LOCALAPPDATA%\deno), which a service started by Wine's
   # service manager (with an environment of its own) finds too.
   DENO_DIR="$CACHE" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker.ts lib/bench/worker.ts \
-    tests/*.ts tests/faults/*.ts scripts/smoke.ts >/dev/null 2>&1 || skip "could not fill the module cache"
+    tests/*.ts tests/faults/*.ts scripts/smoke.ts scripts/lint_workflows.ts >/dev/null 2>&1 || skip "could not fill the module cache"
   echo "windows lane: ready ($version)"
 }
 
