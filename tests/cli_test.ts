@@ -106,6 +106,67 @@ const BAD_INPUTS: [string[], string][] = [
   [["--workers", "0"], "--workers must be at least 1 (got 0)"],
   [["--version=1"], "--version takes no value"],
   [["-p"], "--port needs a value (--port PORT)"],
+  // A greeting is one line, and names only its own placeholders.
+  [
+    ["--greeting=hello\nworld"],
+    "--greeting must be one line, but the template has a line feed in it",
+  ],
+  [
+    ["--greeting=hello\rworld"],
+    "--greeting must be one line, but the template has a carriage return",
+  ],
+  [["--greeting={constructor}"], "--greeting has an unknown placeholder {constructor}"],
+  [["--greeting={toString}"], "--greeting has an unknown placeholder {toString}"],
+  [["--greeting={__proto__}"], "--greeting has an unknown placeholder {__proto__}"],
+  [["--greeting={env:}"], "--greeting has an unknown placeholder {env:}"],
+  [["--greeting={env:A-B}"], "--greeting has an unknown placeholder {env:A-B}"],
+  [
+    ["--greeting={env:POD_NAME}"],
+    "--greeting with {env:POD_NAME} needs env permission: add --allow-env=POD_NAME",
+  ],
+  // Ports echod would bind twice itself: usage errors naming both options.
+  [
+    ["--port", "7101", "--metrics", "7101"],
+    "--metrics 127.0.0.1:7101 uses the port of --port 7101: give the metrics a port of their own",
+  ],
+  [
+    ["--port", "7101", "--port", "7102", "--metrics", "0.0.0.0:7102"],
+    "--metrics 0.0.0.0:7102 uses the port of --port 7102",
+  ],
+  [
+    [
+      "--port",
+      "7101",
+      "--port",
+      "7102",
+      "--tls-cert",
+      "c.pem",
+      "--tls-key",
+      "k.pem",
+      "--tls-port",
+      "7102",
+    ],
+    "--tls-port 7102 is also given as --port 7102: TLS needs a port of its own",
+  ],
+  [
+    [
+      "--port",
+      "7101",
+      "--tls-cert",
+      "c.pem",
+      "--tls-key",
+      "k.pem",
+      "--tls-port",
+      "7102",
+      "--metrics",
+      "7102",
+    ],
+    "--metrics 127.0.0.1:7102 uses the port of --tls-port 7102",
+  ],
+  [
+    ["--shutdown-delay", "5"],
+    "--shutdown-delay '5' is not a duration (a number needs a unit: 5s?)",
+  ],
 ];
 
 for (const [args, message] of BAD_INPUTS) {

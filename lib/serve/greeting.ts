@@ -41,13 +41,33 @@ export interface GreetingFacts {
   transport: "tcp" | "tls";
 }
 
+// `{env:POD_NAME}`: a variable's value, read once at start (the downward API
+// sets a pod's name, namespace and node this way).
+const ENV_PLACEHOLDER = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+
+// What a line may not hold: control characters (a tab aside) and Unicode
+// line breaks; a greeting is one line, whatever a template or value holds.
+// deno-lint-ignore no-control-regex
+const NOT_ONE_LINE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g;
+const MAX_VALUE = 253;
+
 /**
- * Checks a template: every `{name}` must be a known placeholder. Returns
- * the unknown one, or `undefined` when all are known.
+ * The first character in `text` that would break a line or a terminal
+ * (`\n`, `\r`, another control character), or `undefined`.
+ */
+export function lineBreaker(text: string): string | undefined {
+  NOT_ONE_LINE.lastIndex = 0;
+  return NOT_ONE_LINE.exec(text)?.[0];
+}
+
+/**
+ * Checks a template: every `{name}` must be a known placeholder or
+ * `{env:NAME}`. Returns the unknown one, or `undefined` when all are known.
  */
 export function unknownPlaceholder(template: string): string | undefined {
   for (const [, name] of template.matchAll(/\{([^{}]*)\}/g)) {
-    if (!(name in PLACEHOLDERS)) return name;
+    // Own names only: {constructor} is no placeholder.
+    if (!Object.hasOwn(PLACEHOLDERS, name) && !ENV_PLACEHOLDER.test(name)) return name;
   }
   return undefined;
 }
@@ -59,12 +79,19 @@ export function unknownPlaceholder(template: string): string | undefined {
 export class Greeting {
   #template: string;
   #host?: string;
+  #env: Record<string, string> = {};
   #encoder = new TextEncoder();
 
-  /** Prepares `template` (checked with {@linkcode unknownPlaceholder}). */
+  /**
+   * Prepares `template` (checked with {@linkcode unknownPlaceholder}); the
+   * variables it names are read now, as `-` when unset or not allowed.
+   */
   constructor(template: string, host: string | undefined) {
     this.#template = template;
     this.#host = host;
+    for (const [, name] of template.matchAll(/\{env:([^{}]*)\}/g)) {
+      this.#env[`env:${name}`] = oneLine(readVariable(name) ?? "-");
+    }
   }
 
   /** The line for one connection, newline included. */
@@ -74,6 +101,7 @@ export class Greeting {
       facts.local.port,
     );
     const values: Record<string, string> = {
+      ...this.#env,
       host: this.#host ?? local,
       local,
       client: facts.client,
@@ -86,6 +114,19 @@ export class Greeting {
     const line = this.#template.replace(/\{([^{}]*)\}/g, (_, name: string) => values[name]);
     return this.#encoder.encode(line + "\n");
   }
+}
+
+function readVariable(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name);
+}
+
+/** `value` made safe to send inside one line: control characters become `?`, the length bounded. */
+function oneLine(value: string): string {
+  const safe = value.replace(NOT_ONE_LINE, "?");
+  return safe.length > MAX_VALUE ? `${safe.slice(0, MAX_VALUE)}…` : safe;
 }
 
 /**
