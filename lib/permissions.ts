@@ -12,7 +12,8 @@ export type Need =
   | { name: "read"; path?: string | URL }
   | { name: "write"; path: string }
   | { name: "run"; command: string }
-  | { name: "ffi" };
+  | { name: "ffi" }
+  | { name: "env"; variable: string };
 
 /**
  * Throws {@linkcode UsageError} when any of `needs` is not granted:
@@ -38,6 +39,7 @@ export function requirePermission(who: string, needs: Need[]): void {
 function valueOf(need: Need): string | undefined {
   if (need.name === "run") return need.command;
   if (need.name === "ffi") return undefined;
+  if (need.name === "env") return need.variable;
   if (need.path === undefined || need.path instanceof URL) return undefined;
   return need.path;
 }

@@ -44,21 +44,21 @@ export function parseTarget(text: string): Target {
  * wildcard with an address of its own family (`0.0.0.0` and `127.0.0.1`),
  * cannot both be bound: say so here rather than let the OS call it "port in use".
  */
-export function parseHosts(texts: string[]): string[] {
+export function parseHosts(texts: string[], label = "--host"): string[] {
   const hosts: string[] = [];
   for (const text of texts) {
     const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
     const host = isIP(bare) === 0 ? undefined : canonicalIp(bare);
     if (host === undefined) {
       throw new UsageError(
-        `--host ${text} is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
+        `${label} ${text} is not an IP address: use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
       );
     }
     const same = hosts.indexOf(host);
     if (same !== -1) {
       const given = texts[same] === host && text === host ? "" : ` (${host})`;
       throw new UsageError(
-        `--host ${texts[same]} and --host ${text} are the same address${given}: give it once`,
+        `${label} ${texts[same]} and ${label} ${text} are the same address${given}: give it once`,
       );
     }
     hosts.push(host);
@@ -69,7 +69,7 @@ export function parseHosts(texts: string[]): string[] {
     const covered = hosts.find((h) => h !== wildcard && h.includes(":") === v6 && !isWildcard(h));
     if (covered !== undefined) {
       throw new UsageError(
-        `--host ${wildcard} already covers --host ${covered}: leave out one of them`,
+        `${label} ${wildcard} already covers ${label} ${covered}: leave out one of them`,
       );
     }
   }
@@ -93,24 +93,24 @@ export function parsePort(text: string, what: string): number {
   return port;
 }
 
-/** A CIDR block for `--NAME`. */
-export function parseBlock(name: string, text: string): Cidr {
+/** A CIDR block; `label` names its option in the error (`--allow`, `ECHOD_ALLOW`). */
+export function parseBlock(label: string, text: string): Cidr {
   const cidr = parseCidr(text);
   if (cidr === undefined) {
     throw new UsageError(
-      `--${name} ${text} is not an address or CIDR block (e.g. 192.0.2.0/24, 2001:db8::/32)`,
+      `${label} ${text} is not an address or CIDR block (e.g. 192.0.2.0/24, 2001:db8::/32)`,
     );
   }
   return cidr;
 }
 
-/** `--metrics PORT` (loopback) or `--metrics ADDR:PORT`. */
-export function parseMetricsTarget(text: string): Target {
-  if (/^\d+$/.test(text)) return { host: "127.0.0.1", port: parsePort(text, "--metrics port") };
+/** `--metrics PORT` (loopback) or `--metrics ADDR:PORT`; `label` names the option in errors. */
+export function parseMetricsTarget(text: string, label = "--metrics"): Target {
+  if (/^\d+$/.test(text)) return { host: "127.0.0.1", port: parsePort(text, `${label} port`) };
   const target = parseTarget(text);
   if (isIP(target.host) === 0) {
-    throw new UsageError(`--metrics ${text}: ${target.host} is not an IP address`);
+    throw new UsageError(`${label} ${text}: ${target.host} is not an IP address`);
   }
-  if (!/:\d+$/.test(text)) throw new UsageError(`--metrics ${text} needs a port (ADDR:PORT)`);
+  if (!/:\d+$/.test(text)) throw new UsageError(`${label} ${text} needs a port (ADDR:PORT)`);
   return target;
 }

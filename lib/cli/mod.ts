@@ -20,7 +20,8 @@ import { parseTarget } from "./addresses.ts";
 import { BENCH, benchConfig } from "./bench.ts";
 import { CLIENT, clientConfig } from "./client.ts";
 import { helpText } from "./help.ts";
-import { type CommandSpec, hint, readOptions } from "./options.ts";
+import { readEnvironment } from "./environment.ts";
+import { type CommandSpec, hint, type OptionValues, readOptions } from "./options.ts";
 import { SERVE, serveConfig } from "./serve.ts";
 import { SERVICE, serviceConfig } from "./service.ts";
 
@@ -79,7 +80,7 @@ export function parseCommandLine(args: string[]): Command {
       if (positionals.length > 0) {
         throw new UsageError(`unexpected argument '${positionals[0]}': options start with --`);
       }
-      return { kind: "serve", config: serveConfig(opts) };
+      return { kind: "serve", config: serveFromEnvironment(opts) };
     case "client":
       return { kind: "client", config: clientConfig(oneTarget(spec, positionals), opts) };
     case "bench":
@@ -87,6 +88,13 @@ export function parseCommandLine(args: string[]): Command {
     case "service":
       return { kind: "service", config: serviceConfig(positionals, serveArgs, opts) };
   }
+}
+
+/** The serve options with `ECHOD_*` variables filling in what the flags left out. */
+function serveFromEnvironment(opts: OptionValues): ServeConfig {
+  const environment = readEnvironment(SERVE, opts.names());
+  const config = serveConfig(opts.with(environment));
+  return { ...config, notes: [...environment.notes, ...(config.notes ?? [])] };
 }
 
 function oneTarget(spec: CommandSpec, positionals: string[]): Target {

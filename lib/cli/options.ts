@@ -121,10 +121,36 @@ export function readOptions(
 /** Typed access to option values, each with the error message for a bad one. */
 export class OptionValues {
   #values: Map<string, string[]>;
+  #sources: Map<string, string>;
 
-  /** Wraps the values read for each option name. */
-  constructor(values: Map<string, string[]>) {
+  /**
+   * Wraps the values read for each option name; `sources` names where a
+   * value came from when not from its flag (an `ECHOD_*` variable).
+   */
+  constructor(values: Map<string, string[]>, sources: Map<string, string> = new Map()) {
     this.#values = values;
+    this.#sources = sources;
+  }
+
+  /** The names of the options given. */
+  names(): Set<string> {
+    return new Set(this.#values.keys());
+  }
+
+  /** These values with `more` added for the options not given here. */
+  with(more: { values: Map<string, string[]>; sources: Map<string, string> }): OptionValues {
+    const values = new Map(more.values);
+    const sources = new Map(more.sources);
+    for (const [name, given] of this.#values) {
+      values.set(name, given);
+      sources.delete(name);
+    }
+    return new OptionValues(values, sources);
+  }
+
+  /** How errors name an option's value: `--max-conns`, or `ECHOD_MAX_CONNS` when it came from there. */
+  label(name: string): string {
+    return this.#sources.get(name) ?? `--${name}`;
   }
 
   /** Every value given for `name`, in order. */
@@ -148,16 +174,20 @@ export class OptionValues {
     if (text === undefined) return fallback;
     if (/^-\d+$/.test(text)) {
       throw new UsageError(
-        `--${name} must not be negative (got ${text})${min === 0 ? "; 0 means no limit" : ""}`,
+        `${this.label(name)} must not be negative (got ${text})${
+          min === 0 ? "; 0 means no limit" : ""
+        }`,
       );
     }
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
       throw new UsageError(
-        `--${name} '${text}' is not a whole number${min === 0 ? "; 0 means no limit" : ""}`,
+        `${this.label(name)} '${text}' is not a whole number${
+          min === 0 ? "; 0 means no limit" : ""
+        }`,
       );
     }
     const n = Number(text);
-    if (n < min) throw new UsageError(`--${name} must be at least ${min} (got ${text})`);
+    if (n < min) throw new UsageError(`${this.label(name)} must be at least ${min} (got ${text})`);
     return n;
   }
 
@@ -169,19 +199,21 @@ export class OptionValues {
     const text = this.last(name);
     if (text === undefined) return fallback;
     if (text.startsWith("-")) {
-      throw new UsageError(`--${name} must not be negative (got ${text})`);
+      throw new UsageError(`${this.label(name)} must not be negative (got ${text})`);
     }
     const ms = parseDuration(text);
     if (ms === undefined) {
       const unitless = /^\d+(\.\d+)?$/.test(text) ? ` (a number needs a unit: ${text}s?)` : "";
       throw new UsageError(
-        `--${name} '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
+        `${
+          this.label(name)
+        } '${text}' is not a duration${unitless}: use e.g. 500ms, 30s, 10m, 1h, or 0`,
       );
     }
     const zero = /^0+(\.0+)?[a-z]*$/.test(text);
     if ((ms === 0 && !zero) || (ms > 0 && ms < min) || ms > MAX_DURATION) {
       throw new UsageError(
-        `--${name} ${text} is out of range (0, or ${formatDuration(min)} to ${
+        `${this.label(name)} ${text} is out of range (0, or ${formatDuration(min)} to ${
           formatDuration(MAX_DURATION)
         })`,
       );
@@ -195,7 +227,9 @@ export class OptionValues {
     if (text === undefined) return fallback;
     const bytes = parseSize(text);
     if (bytes === undefined || bytes < 1) {
-      throw new UsageError(`--${name} '${text}' is not a size: use e.g. 512, 64KiB, 1MiB`);
+      throw new UsageError(
+        `${this.label(name)} '${text}' is not a size: use e.g. 512, 64KiB, 1MiB`,
+      );
     }
     return bytes;
   }
@@ -206,14 +240,14 @@ export class OptionValues {
     if (text === undefined) return fallback;
     if ((choices as readonly string[]).includes(text)) return text as T;
     throw new UsageError(
-      `--${name} '${text}' is not one of ${choices.join(", ")}${hint(text, choices, "")}`,
+      `${this.label(name)} '${text}' is not one of ${choices.join(", ")}${hint(text, choices, "")}`,
     );
   }
 
   /** A path, which must not be empty. */
   path(name: string): string | undefined {
     const text = this.last(name);
-    if (text === "") throw new UsageError(`--${name} needs a path`);
+    if (text === "") throw new UsageError(`${this.label(name)} needs a path`);
     return text;
   }
 
@@ -222,7 +256,7 @@ export class OptionValues {
     const ms = this.time(name, fallback);
     if (ms === 0) {
       throw new UsageError(
-        `--${name} must be more than 0 (1ms to ${formatDuration(MAX_DURATION)})`,
+        `${this.label(name)} must be more than 0 (1ms to ${formatDuration(MAX_DURATION)})`,
       );
     }
     return ms;

@@ -12,6 +12,7 @@ import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_LIFETIME,
+  DEFAULT_SHUTDOWN_DELAY,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   type ServeConfig,
 } from "../serve/options.ts";
@@ -20,7 +21,13 @@ import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
 import { formatDuration } from "../units.ts";
 import { parseBlock, parseHosts, parseMetricsTarget, parsePort } from "./addresses.ts";
 import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
-import { DEFAULT_GREETING, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
+import { requirePermission } from "../permissions.ts";
+import {
+  DEFAULT_GREETING,
+  lineBreaker,
+  PLACEHOLDERS,
+  unknownPlaceholder,
+} from "../serve/greeting.ts";
 
 /** The serve command's options. */
 export const SERVE: CommandSpec = {
@@ -79,6 +86,14 @@ export const SERVE: CommandSpec = {
       value: "DURATION",
       help: `on SIGINT/SIGTERM, wait this long for connections to finish (default: ${
         formatDuration(DEFAULT_DRAIN_TIMEOUT)
+      })`,
+    },
+    {
+      name: "shutdown-delay",
+      kind: "string",
+      value: "DURATION",
+      help: `on SIGTERM, go on accepting this long with /readyz failing, then drain (default: ${
+        formatDuration(DEFAULT_SHUTDOWN_DELAY)
       })`,
     },
     {
@@ -173,13 +188,13 @@ export const SERVE: CommandSpec = {
       optionalValue: "TEMPLATE",
       help: "send a line naming the server and the client it sees when a connection opens " +
         "(--greeting=TEMPLATE: your own, with {host} {local} {client} {proxy} {via} " +
-        "{transport} {time} {version}; off by default)",
+        "{transport} {time} {version} {env:NAME}; off by default)",
     },
     {
       name: "metrics",
       kind: "string",
       value: "[ADDR:]PORT",
-      help: "serve Prometheus /metrics and /healthz here (default: off; ADDR: 127.0.0.1)",
+      help: "serve Prometheus /metrics, /healthz and /readyz here (default: off; ADDR: 127.0.0.1)",
     },
     { name: "udp", kind: "boolean", help: "also serve UDP echo on the same port (off by default)" },
     {
@@ -206,14 +221,18 @@ export const SERVE: CommandSpec = {
 
 /** Turns the values read against {@linkcode SERVE} into a {@linkcode ServeConfig}. */
 export function serveConfig(opts: OptionValues): ServeConfig {
-  const hosts = parseHosts(opts.all("host"));
-  const ports = opts.all("port").map((text) => parsePort(text, "port"));
+  const hosts = parseHosts(opts.all("host"), opts.label("host"));
+  // "port 70000 is out of range": the flag's value reads as a port.
+  const portLabel = opts.label("port") === "--port" ? "port" : opts.label("port");
+  const ports = opts.all("port").map((text) => parsePort(text, portLabel));
   const mainPort = ports[0] ?? DEFAULT_PORT;
   const twice = ports.find((p, i) => p !== 0 && ports.indexOf(p) !== i);
-  if (twice !== undefined) throw new UsageError(`--port ${twice} is given twice`);
-  const allow = opts.all("allow").map((text) => parseBlock("allow", text));
-  const deny = opts.all("deny").map((text) => parseBlock("deny", text));
-  const trusted = opts.all("trusted-proxy").map((text) => parseBlock("trusted-proxy", text));
+  if (twice !== undefined) throw new UsageError(`${opts.label("port")} ${twice} is given twice`);
+  const allow = opts.all("allow").map((text) => parseBlock(opts.label("allow"), text));
+  const deny = opts.all("deny").map((text) => parseBlock(opts.label("deny"), text));
+  const trusted = opts.all("trusted-proxy").map((text) =>
+    parseBlock(opts.label("trusted-proxy"), text)
+  );
   if (opts.has("proxy-protocol") && trusted.length === 0) {
     throw new UsageError(
       "--proxy-protocol needs at least one --trusted-proxy CIDR (your load balancers' addresses)",
@@ -233,11 +252,19 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
   }
   for (const name of ["udp-rate", "udp-max-rate"]) {
-    if (opts.has(name) && !opts.has("udp")) throw new UsageError(`--${name} needs --udp`);
+    if (opts.has(name) && !opts.has("udp")) throw new UsageError(`${opts.label(name)} needs --udp`);
+  }
+  const tls = tlsConfig(opts, ports.length > 0 ? ports : [mainPort]);
+  const metrics = opts.has("metrics")
+    ? parseMetricsTarget(opts.last("metrics")!, opts.label("metrics"))
+    : undefined;
+  if (metrics !== undefined) {
+    checkMetricsPort(metrics, opts, { hosts, ports: [...(ports.length ? ports : [mainPort])] });
+    if (tls?.port !== undefined) checkMetricsPort(metrics, opts, { hosts, ports: [tls.port] });
   }
   return {
-    tls: tlsConfig(opts, mainPort),
-    metrics: opts.has("metrics") ? parseMetricsTarget(opts.last("metrics")!) : undefined,
+    tls,
+    metrics,
     udp: opts.has("udp")
       ? {
         rate: opts.count("udp-rate", DEFAULT_UDP_RATE, 1),
@@ -258,6 +285,7 @@ export function serveConfig(opts: OptionValues): ServeConfig {
       maxLifetime: opts.time("max-lifetime", DEFAULT_MAX_LIFETIME),
     },
     drainTimeout: opts.time("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
+    shutdownDelay: opts.time("shutdown-delay", DEFAULT_SHUTDOWN_DELAY),
     // A stats line more often than ten times a second would be a log flood.
     statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL, 100),
     log: {
@@ -272,29 +300,76 @@ export function serveConfig(opts: OptionValues): ServeConfig {
 /** `--greeting` alone: the default template; `--greeting=TEMPLATE`: that one, checked. */
 function greeting(opts: OptionValues): string | undefined {
   if (!opts.has("greeting")) return undefined;
+  const label = opts.label("greeting");
   const template = opts.last("greeting") || DEFAULT_GREETING;
+  const control = lineBreaker(template);
+  if (control !== undefined) {
+    const name = control === "\n"
+      ? "a line feed"
+      : control === "\r"
+      ? "a carriage return"
+      : `U+${control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+    throw new UsageError(
+      `${label} must be one line, but the template has ${name} in it: the greeting ends with the line`,
+    );
+  }
   const unknown = unknownPlaceholder(template);
   if (unknown !== undefined) {
     const names = Object.keys(PLACEHOLDERS);
     throw new UsageError(
-      `--greeting has an unknown placeholder {${unknown}}${
-        hint(unknown, names, "") || `: use ${names.map((n) => `{${n}}`).join(", ")}`
+      `${label} has an unknown placeholder {${unknown}}${
+        hint(unknown, names, "") ||
+        `: use ${names.map((n) => `{${n}}`).join(", ")} or {env:NAME}`
       }`,
     );
   }
+  const variables = [...template.matchAll(/\{env:([^{}]*)\}/g)].map((match) => match[1]);
+  requirePermission(
+    `${label} with {env:${variables[0]}}`,
+    variables.map((variable) => ({ name: "env", variable })),
+  );
   return template;
 }
 
-function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {
+/**
+ * `--metrics` on a port echod serves echo on (same port, an address both
+ * would bind): a usage error naming both, not "address in use" at start.
+ */
+function checkMetricsPort(
+  metrics: { host: string; port: number },
+  opts: OptionValues,
+  echo: { hosts: string[]; ports: number[] },
+): void {
+  if (metrics.port === 0 || !echo.ports.includes(metrics.port)) return;
+  const wildcard = (host: string) => host === "::" || host === "0.0.0.0";
+  const overlaps = echo.hosts.length === 0 || wildcard(metrics.host) ||
+    echo.hosts.some((host) => wildcard(host) || host === metrics.host);
+  if (!overlaps) return;
+  const which = opts.has("tls-port") && opts.last("tls-port") === String(metrics.port)
+    ? opts.label("tls-port")
+    : opts.label("port");
+  throw new UsageError(
+    `${
+      opts.label("metrics")
+    } ${metrics.host}:${metrics.port} uses the port of ${which} ${metrics.port}: ` +
+      `give the metrics a port of their own`,
+  );
+}
+
+function tlsConfig(opts: OptionValues, ports: number[]): ServeConfig["tls"] {
   const certFile = opts.path("tls-cert");
   const keyFile = opts.path("tls-key");
   const tlsPort = opts.last("tls-port");
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new UsageError("--tls-cert and --tls-key go together: give both");
+    throw new UsageError(
+      `${opts.label("tls-cert")} and ${opts.label("tls-key")} go together: give both`,
+    );
   }
   if (certFile === undefined || keyFile === undefined) {
     for (const name of ["tls-port", "tls-handshake-timeout"]) {
-      if (opts.has(name)) throw new UsageError(`--${name} needs --tls-cert and --tls-key`);
+      if (opts.has(name)) {
+        throw new UsageError(`${opts.label(name)} needs --tls-cert and --tls-key`);
+      }
     }
     return undefined;
   }
@@ -303,10 +378,17 @@ function tlsConfig(opts: OptionValues, mainPort: number): ServeConfig["tls"] {
     DEFAULT_TLS_HANDSHAKE_TIMEOUT,
   );
   if (tlsPort === undefined) return { certFile, keyFile, handshakeTimeout };
-  const port = parsePort(tlsPort, "--tls-port");
-  if (port !== 0 && port === mainPort) {
+  const label = opts.label("tls-port");
+  const port = parsePort(tlsPort, label);
+  if (port !== 0 && port === ports[0]) {
     throw new UsageError(
-      `--tls-port ${port} is --port too: leave out --tls-port to serve TLS on --port`,
+      `${label} ${port} is ${opts.label("port")} too: leave out ${label} to serve TLS on --port`,
+    );
+  }
+  if (port !== 0 && ports.includes(port)) {
+    throw new UsageError(
+      `${label} ${port} is also given as ${opts.label("port")} ${port}: ` +
+        `TLS needs a port of its own (or leave out ${label} to serve TLS on the first --port)`,
     );
   }
   return { certFile, keyFile, port, handshakeTimeout };

@@ -1,7 +1,8 @@
 /**
  * `--metrics ADDR:PORT`: the counters in the Prometheus text exposition
- * format at `/metrics`, and `/healthz` for liveness probes. Off by default;
- * on loopback unless an address is given.
+ * format at `/metrics`, `/healthz` for liveness probes and `/readyz` for
+ * readiness probes (503 from the first stop signal on). Off by default; on
+ * loopback unless an address is given.
  *
  * @module
  */
@@ -109,12 +110,27 @@ export function sampleOf(counter: Counter): string {
   return `${EXPORTED[counter]}${reason === undefined ? "" : `{reason="${reason}"}`}`;
 }
 
+/** What {@linkcode renderMetrics} shows besides the counters. */
+export interface RenderOptions {
+  /**
+   * Counts by port, when there are several ports.
+   * @default {[]}
+   */
+  ports?: PortCounts[];
+  /**
+   * Whether echod is draining (exported as `echod_draining`).
+   * @default {false}
+   */
+  draining?: boolean;
+}
+
 /** Renders a snapshot in the Prometheus text exposition format (version 0.0.4). */
 export function renderMetrics(
   snapshot: Snapshot,
   uptimeSeconds: number,
-  ports: PortCounts[] = [],
+  options: RenderOptions = {},
 ): string {
+  const ports = options.ports ?? [];
   const lines: string[] = [];
   for (const [name, family] of Object.entries(FAMILIES)) {
     lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
@@ -137,12 +153,21 @@ export function renderMetrics(
     "# HELP echod_uptime_seconds Seconds since echod started.",
     "# TYPE echod_uptime_seconds gauge",
     `echod_uptime_seconds ${uptimeSeconds.toFixed(3)}`,
+    "# HELP echod_draining 1 from the first stop signal on (/readyz answers 503), else 0.",
+    "# TYPE echod_draining gauge",
+    `echod_draining ${options.draining ? 1 : 0}`,
   );
   return lines.join("\n") + "\n";
 }
 
-/** Limits of the metrics endpoint; every one has a default. */
-export interface MetricsLimits {
+/** How the metrics endpoint runs; every option has a default. */
+export interface MetricsOptions {
+  /**
+   * Whether echod is draining: `/readyz` answers 503 `draining` and
+   * `echod_draining` is 1 while this says so.
+   * @default {never}
+   */
+  draining?: () => boolean;
   /**
    * Milliseconds a client has to send its request and take the answer.
    * @default {5000}
@@ -164,10 +189,11 @@ const REASONS: Record<number, string> = {
   404: "Not Found",
   405: "Method Not Allowed",
   431: "Request Header Fields Too Large",
+  503: "Service Unavailable",
 };
 
 /**
- * Serves `/metrics` and `/healthz` on `hostname:port`: a small HTTP/1.1
+ * Serves `/metrics`, `/healthz` and `/readyz` on `hostname:port`: a small HTTP/1.1
  * server of its own (one request per connection) rather than `Deno.serve`,
  * whose accept loop ends the process when descriptors run out. Accepting
  * backs off and resumes like the echo listeners; a client gets
@@ -178,11 +204,12 @@ export function serveMetrics(
   hostname: string,
   port: number,
   source: StatsSource,
-  limits: MetricsLimits = {},
+  options: MetricsOptions = {},
 ): MetricsServer {
   const started = performance.now();
-  const requestTimeout = limits.requestTimeout ?? 5_000;
-  const maxConns = limits.maxConns ?? 16;
+  const requestTimeout = options.requestTimeout ?? 5_000;
+  const maxConns = options.maxConns ?? 16;
+  const draining = options.draining ?? (() => false);
   const log = getLog("metrics");
   const throttle = new LogThrottle(5_000);
   const open = new Set<Deno.Conn>();
@@ -247,19 +274,20 @@ export function serveMetrics(
     }
     const path = target.split("?")[0];
     let status = 404;
-    let body = "not found: try /metrics or /healthz\n";
+    let body = "not found: try /metrics, /healthz or /readyz\n";
     let type = "text/plain; charset=utf-8";
     if (path === "/metrics") {
       status = 200;
-      body = renderMetrics(
-        source.snapshot(),
-        (performance.now() - started) / 1_000,
-        source.ports?.(),
-      );
+      body = renderMetrics(source.snapshot(), (performance.now() - started) / 1_000, {
+        ports: source.ports?.(),
+        draining: draining(),
+      });
       type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (path === "/healthz") {
       status = 200;
       body = "ok\n";
+    } else if (path === "/readyz") {
+      [status, body] = draining() ? [503, "draining\n"] : [200, "ready\n"];
     }
     return plain(status, method === "HEAD" ? "" : body, "", type, body.length);
   }

@@ -59,10 +59,13 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   };
   await setupLogging(config.log);
   const log = getLog();
+  for (const note of config.notes ?? []) log[note.level](note.message);
   let server: Server | undefined;
   let udp: UdpServer | undefined;
   let metrics: MetricsServer | undefined;
   let stats: StatsSource;
+  // From the first stop signal on: /readyz fails, echod_draining is 1.
+  let draining = false;
   try {
     const options = { ...config.server, tls };
     server = config.workers > 1
@@ -83,7 +86,11 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
         ports: () => tcpStats.ports?.() ?? [],
       };
     }
-    if (config.metrics) metrics = serveMetrics(config.metrics.host, config.metrics.port, stats);
+    if (config.metrics) {
+      metrics = serveMetrics(config.metrics.host, config.metrics.port, stats, {
+        draining: () => draining,
+      });
+    }
   } catch (error) {
     udp?.close();
     await server?.shutdown({ drainTimeout: 0 });
@@ -92,15 +99,27 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   }
 
   // Listen before announcing, so a signal sent on readiness is not lost.
-  const stopSignal = control?.stop ?? listenForStopSignals(server);
+  const stop = control === undefined
+    ? listenForStopSignals(server)
+    : { first: control.stop, again: new Promise<void>(() => {}) };
   if (!WINDOWS && control === undefined) listenForOtherSignals(config);
   control?.ready?.();
   announce(server, config, udp, metrics);
   const reporter = startStatsReporter(stats, config.statsInterval, log);
 
-  const signal = await stopSignal;
-  log.info("received {signal}: no longer accepting connections", { signal });
+  const signal = await stop.first;
+  draining = true;
   control?.draining?.();
+  if (config.shutdownDelay > 0) {
+    log.info(
+      "received {signal}: not ready (/readyz answers 503); accepting {delayMs} ms more before draining",
+      { signal, delayMs: config.shutdownDelay },
+    );
+    await delayUnless(config.shutdownDelay, stop.again);
+    log.info("shutdown delay over: no longer accepting connections", { signal });
+  } else {
+    log.info("received {signal}: no longer accepting connections", { signal });
+  }
   udp?.close();
   await server.shutdown({ drainTimeout: config.drainTimeout });
   reporter?.stop();
@@ -113,24 +132,36 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   return 0;
 }
 
-/** Resolves with the first stop signal; a second one closes every connection at once. */
-function listenForStopSignals(running: Server): Promise<string> {
+/**
+ * `first` resolves with the first stop signal; a second one resolves
+ * `again` (which ends a shutdown delay) and closes every connection at once.
+ */
+function listenForStopSignals(running: Server): { first: Promise<string>; again: Promise<void> } {
   const log = getLog();
-  return new Promise<string>((resolve) => {
-    let received = false;
-    for (const name of STOP_SIGNALS) {
-      Deno.addSignalListener(name, function onSignal() {
-        if (!received) {
-          received = true;
-          resolve(name);
-          return;
-        }
-        // A second signal while draining means "now".
-        log.info("received {signal} again: closing all connections now", { signal: name });
-        running.shutdown({ drainTimeout: 0 });
-      });
-    }
-  });
+  const first = Promise.withResolvers<string>();
+  const again = Promise.withResolvers<void>();
+  let received = false;
+  for (const name of STOP_SIGNALS) {
+    Deno.addSignalListener(name, function onSignal() {
+      if (!received) {
+        received = true;
+        first.resolve(name);
+        return;
+      }
+      // A second signal while delaying or draining means "now".
+      log.info("received {signal} again: closing all connections now", { signal: name });
+      again.resolve();
+      running.shutdown({ drainTimeout: 0 });
+    });
+  }
+  return { first: first.promise, again: again.promise };
+}
+
+/** Waits `ms`, or less if `cut` comes first. */
+async function delayUnless(ms: number, cut: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([new Promise<void>((resolve) => timer = setTimeout(resolve, ms)), cut]);
+  clearTimeout(timer);
 }
 
 /**

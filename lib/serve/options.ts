@@ -86,6 +86,12 @@ export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
 /** Default time open connections get to finish on shutdown: ten seconds. */
 export const DEFAULT_DRAIN_TIMEOUT = 10_000;
 
+/**
+ * Default time echod goes on accepting after SIGTERM while `/readyz` says
+ * it is draining: none.
+ */
+export const DEFAULT_SHUTDOWN_DELAY = 0;
+
 /** How {@linkcode Server.shutdown} treats open connections. */
 export interface ShutdownOptions {
   /**
@@ -125,6 +131,11 @@ export interface ServeConfig {
   server: ServeOptions;
   /** Milliseconds open connections get to finish on SIGINT/SIGTERM. */
   drainTimeout: number;
+  /**
+   * Milliseconds to go on accepting after the first stop signal, with
+   * `/readyz` failing, so load balancers take echod out first; 0 for none.
+   */
+  shutdownDelay: number;
   /** Milliseconds between stats lines; 0 for none. */
   statsInterval: number;
   /** Where and how to log. */
@@ -137,4 +148,6 @@ export interface ServeConfig {
   metrics?: Target;
   /** UDP echo, when asked for, with its rates (per source, in all). */
   udp?: { rate: number; maxRate: number };
+  /** Lines to log once logging is set up: how the configuration was read. */
+  notes?: { level: "debug" | "warning"; message: string }[];
 }
