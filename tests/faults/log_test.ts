@@ -1,6 +1,7 @@
 /**
- * Logging under pressure: a stderr nobody reads must not stop echoing or
- * shutting down; the lines that could not be written are counted.
+ * Logging under pressure: a stderr nobody reads, or a log file that cannot
+ * be reopened or written, must not stop echoing or shutting down; the lines
+ * that could not be written are counted.
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import {
   startEchod,
   waitForLogFile,
 } from "../_echod.ts";
-import { DENO_FLAGS } from "../_programs.ts";
+import { DENO_FLAGS, has } from "../_programs.ts";
 
 /**
  * Starts echod at debug level with stderr on a pipe that is not read, and
@@ -127,27 +128,25 @@ const LIFECYCLE_LINES = 3;
 /** Whether the test may mount file systems (root on Linux). */
 const MAY_MOUNT = LINUX && Deno.uid() === 0;
 
-/** `ignore` for a test that mounts file systems or uses chattr. */
-function ignoreUnlessRoot(test: string): boolean {
+/** `ignore` for a test that mounts file systems or uses chattr: root on Linux, and the tools. */
+function ignoreUnlessRoot(test: string, tools = ["mount", "umount"]): boolean {
   if (ignore(test)) return true;
-  return skipUnless(MAY_MOUNT, test, "it mounts a small tmpfs (needs root on Linux)");
+  if (skipUnless(MAY_MOUNT, test, "it mounts file systems (needs root on Linux)")) return true;
+  const missing = tools.filter((tool) => !has(tool));
+  return skipUnless(missing.length === 0, test, `it needs ${missing.join(", ")}`);
 }
 
 /** Runs a tool the test needs (mount, umount, chattr) and throws with its stderr on failure. */
 async function run(program: string, ...args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command(program, {
-    args,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
+  const command = new Deno.Command(program, { args, stdout: "null", stderr: "piped" });
+  const { code, stderr } = await command.output();
   if (code !== 0) {
     throw new Error(`${program} ${args.join(" ")}: ${new TextDecoder().decode(stderr).trim()}`);
   }
 }
 
-/** Fills the file system `dir` is on with `file`, then frees `leave` bytes of it again. */
-async function fillUp(file: string, leave = 0): Promise<void> {
+/** Fills the file system `file` is on with it, then frees `leave` bytes of it again. */
+async function fillUp(file: string, leave: number): Promise<void> {
   const filler = await Deno.open(file, { write: true, create: true });
   const block = new Uint8Array(64 * 1024);
   try {
@@ -160,14 +159,14 @@ async function fillUp(file: string, leave = 0): Promise<void> {
   filler.close();
 }
 
-/** Creates empty files in `dir` until the file system has no inode left; returns how many. */
-async function useAllInodes(dir: string): Promise<number> {
+/** Creates empty files in `dir` until the file system has no inode left. */
+async function useAllInodes(dir: string): Promise<void> {
   for (let i = 0;; i++) {
     try {
       await Deno.writeFile(`${dir}/inode-${i}`, new Uint8Array(0));
     } catch (error) {
       if (!(error instanceof Error) || !/No space left/.test(error.message)) throw error;
-      return i;
+      return;
     }
   }
 }
@@ -181,7 +180,7 @@ async function echoes(port: number, count: number): Promise<void> {
   }
 }
 
-/** Records that are echod's own lines about its log: the failure, the recovery, the note. */
+/** Whether a record is the note counting the lines dropped before it. */
 function isNote(record: LogRecord): boolean {
   return record.message.includes("log lines dropped");
 }
@@ -226,8 +225,8 @@ async function echodLoggingTo(file: string, dir: string): Promise<Echod> {
 interface ReopenFailure {
   /** What happened to the log file, for the test's name. */
   what: string;
-  /** Whether it needs root (mount, chattr). */
-  root: boolean;
+  /** The tools it runs as root (mount, chattr), or none. */
+  rootTools: string[];
   /** The error the reopen fails with. */
   error: RegExp;
   /** Prepares `logs` (the log file's folder) before echod starts, e.g. mounts a tmpfs there. */
@@ -245,7 +244,7 @@ interface ReopenFailure {
 const REOPEN_FAILURES: ReopenFailure[] = [
   {
     what: "its folder removed",
-    root: false,
+    rootTools: [],
     error: /No such file or directory/,
     break: (logs) => Deno.remove(logs, { recursive: true }),
     repair: (logs) => Deno.mkdir(logs),
@@ -253,7 +252,7 @@ const REOPEN_FAILURES: ReopenFailure[] = [
   },
   {
     what: "a directory in its place",
-    root: false,
+    rootTools: [],
     error: /Is a directory/,
     async break(_logs, file) {
       await Deno.remove(file);
@@ -264,7 +263,7 @@ const REOPEN_FAILURES: ReopenFailure[] = [
   },
   {
     what: "write permission lost (its folder mounted read-only)",
-    root: true,
+    rootTools: ["mount", "umount"],
     error: /Read-only file system/,
     // A read-only bind mount over the folder: the open descriptor writes on, a new open fails.
     async break(logs) {
@@ -272,11 +271,12 @@ const REOPEN_FAILURES: ReopenFailure[] = [
       await run("mount", "-o", "remount,bind,ro", logs);
     },
     repair: (logs) => run("umount", logs),
+    cleanup: (logs) => run("umount", logs), // when the test failed before repair
     recovery: "SIGHUP",
   },
   {
     what: "write permission lost (rotated, then its folder made immutable)",
-    root: true,
+    rootTools: ["chattr"],
     error: /Operation not permitted/,
     async break(logs, file) {
       await Deno.rename(file, `${file}.1`);
@@ -288,7 +288,7 @@ const REOPEN_FAILURES: ReopenFailure[] = [
   },
   {
     what: "rotated on a file system with no free inode",
-    root: true,
+    rootTools: ["mount", "umount"],
     error: /No space left on device/,
     prepare: (logs) => run("mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=16", "tmpfs", logs),
     async break(logs, file) {
@@ -309,7 +309,7 @@ for (const failure of REOPEN_FAILURES) {
   const test = `the log file reopened after ${failure.what}`;
   Deno.test({
     name: `${test}: echoing goes on, one line on stderr, dropped lines counted once it is back`,
-    ignore: failure.root ? ignoreUnlessRoot(test) : ignore(test),
+    ignore: failure.rootTools.length > 0 ? ignoreUnlessRoot(test, failure.rootTools) : ignore(test),
     async fn() {
       const dir = await Deno.makeTempDir();
       const logs = `${dir}/logs`;
@@ -333,7 +333,7 @@ for (const failure of REOPEN_FAILURES) {
         if (failure.recovery === "SIGHUP") echod.kill("SIGHUP");
         await waitForLogFile(file, isNote, 10_000);
         const recovered = performance.now() - repaired;
-        await echod.waitForMessage("writing the log file again");
+        await echod.waitForMessage("can be written again");
         const stopMs = await stopPromptly(echod);
 
         // Every line of those connections is in the file or counted in the one note.
@@ -422,7 +422,7 @@ Deno.test({
       const recovered = performance.now() - freed;
       // The last connection's close line: nothing is left open to drain, nothing else logged.
       await waitForLogFile(file, (r) => r.message.startsWith("close") && isPeer(r, last));
-      await echod.waitForMessage("writing the log file again");
+      await echod.waitForMessage("can be written again");
 
       const stopMs = await stopPromptly(echod);
       // Every line parses (none torn, none merged), and written plus dropped is all that was
