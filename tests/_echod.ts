@@ -240,6 +240,31 @@ export async function startEchod(
   return echod;
 }
 
+/**
+ * Waits until the JSON Lines log file `path` holds a record that `match`
+ * accepts, and returns every record in it then. The log is in a file, with
+ * no stream to wait on, so the file is read again every 20 ms; a line not
+ * yet ended by its newline is left for the next read. Rejects after
+ * `timeoutMs` (a guard against a hung test).
+ */
+export async function waitForLogFile(
+  path: string,
+  match: (r: LogRecord) => boolean,
+  timeoutMs = 20_000,
+): Promise<LogRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await Deno.readTextFile(path).catch(() => "");
+    const records: LogRecord[] = text.slice(0, text.lastIndexOf("\n") + 1).split("\n")
+      .filter((line) => line !== "").map((line) => JSON.parse(line));
+    if (records.some(match)) return records;
+    if (Date.now() > deadline) {
+      throw new Error(`no matching record in ${path} within ${timeoutMs} ms; got:\n${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 20)); // polling the file, see above
+  }
+}
+
 /** Options for {@linkcode runEchod}. */
 export interface RunEchodOptions {
   /**

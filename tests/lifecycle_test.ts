@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip } from "./_client.ts";
-import { GRACEFUL_STOP, ROOT, runEchod, skipUnless, startEchod } from "./_echod.ts";
+import { GRACEFUL_STOP, ROOT, runEchod, skipUnless, startEchod, waitForLogFile } from "./_echod.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
 const NO_SIGNALS = "Windows has no SIGTERM for a test to send (the service stop is tested instead)";
@@ -141,12 +141,7 @@ Deno.test({
       waitReady: false,
     });
     // The log goes to the file, so readiness is read from there.
-    let text = "";
-    const deadline = Date.now() + 20_000;
-    while (!text.includes("listening on") && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      text = await Deno.readTextFile(path).catch(() => "");
-    }
+    await waitForLogFile(path, (r) => r.message.includes("listening on"));
     assert.equal((await echod.stop()).code, 0);
     const records = (await Deno.readTextFile(path)).trim().split("\n").map((
       l,

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
-import { startEchod } from "./_echod.ts";
+import { type LogRecord, startEchod, waitForLogFile } from "./_echod.ts";
 
 const ignore = Deno.build.os === "windows";
 if (ignore) {
@@ -66,19 +66,12 @@ Deno.test({ name: "SIGHUP reopens --log-file after logrotate moved it", ignore }
       permissions: ["--allow-net", `--allow-write=${dir}`],
       waitReady: false,
     });
-    const readUntil = async (file: string, text: string) => {
-      for (let i = 0; i < 400; i++) {
-        const got = await Deno.readTextFile(file).catch(() => "");
-        if (got.includes(text)) return got;
-        await new Promise((r) => setTimeout(r, 50)); // the log is in a file: polled
-      }
-      throw new Error(`no '${text}' in ${file}`);
-    };
-    await readUntil(path, "listening on");
+    const saying = (text: string) => (r: LogRecord) => r.message.includes(text);
+    await waitForLogFile(path, saying("listening on"));
     await Deno.rename(path, `${path}.1`);
     echod.kill("SIGHUP");
-    const fresh = await readUntil(path, "received SIGHUP: reopened the log file");
-    assert.ok(!fresh.includes("listening on"), "the new file should start after the rotation");
+    const fresh = await waitForLogFile(path, saying("received SIGHUP: reopened the log file"));
+    assert.ok(!fresh.some(saying("listening on")), "the new file should start after the rotation");
     assert.equal((await echod.stop()).code, 0);
     assert.match(await Deno.readTextFile(path), /stopped:/);
     assert.match(await Deno.readTextFile(`${path}.1`), /listening on/);

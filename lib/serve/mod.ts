@@ -172,14 +172,19 @@ async function delayUnless(ms: number, cut: Promise<void>): Promise<void> {
  */
 function listenForOtherSignals(config: ServeConfig): void {
   const log = getLog();
-  Deno.addSignalListener("SIGHUP", function onHangup() {
-    reopenLog();
-    log.info(
-      config.log.file === undefined
-        ? "received SIGHUP: logging to stderr, nothing to reopen"
-        : "received SIGHUP: reopened the log file {file}",
-      { signal: "SIGHUP", file: config.log.file },
-    );
+  Deno.addSignalListener("SIGHUP", async function onHangup() {
+    if (config.log.file === undefined) {
+      log.info("received SIGHUP: logging to stderr, nothing to reopen", { signal: "SIGHUP" });
+      return;
+    }
+    // A reopen that fails is said on stderr by the log itself, which then
+    // drops (and counts) lines until the file can be written again.
+    if (await reopenLog()) {
+      log.info("received SIGHUP: reopened the log file {file}", {
+        signal: "SIGHUP",
+        file: config.log.file,
+      });
+    }
   });
   // Deno (2.9.2 and later) opens its debugger on 127.0.0.1:9229 on SIGUSR1,
   // as Node does: anyone on the host could then run code as echod. Close it
