@@ -8,6 +8,7 @@
 
 import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "../errors.ts";
+import { parseRequest, readRequestHead } from "./http_request.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import {
@@ -224,7 +225,7 @@ export function serveMetrics(
     // The whole exchange has one deadline: slow or silent clients are cut off.
     const timer = setTimeout(() => closeQuietly(conn), requestTimeout);
     try {
-      const head = await readHead(conn);
+      const head = await readRequestHead(conn, MAX_HEAD);
       const response = typeof head === "number"
         ? plain(head, "request head too large\n")
         : respond(head);
@@ -238,10 +239,9 @@ export function serveMetrics(
   }
 
   function respond(head: string): string {
-    const [method, target, version] = head.slice(0, head.indexOf("\r\n")).split(" ");
-    if (version === undefined || !/^HTTP\/1\.[01]$/.test(version) || !target.startsWith("/")) {
-      return plain(400, "bad request\n");
-    }
+    const request = parseRequest(head);
+    if (request === undefined) return plain(400, "bad request\n");
+    const { method, target } = request;
     if (method !== "GET" && method !== "HEAD") {
       return plain(405, "method not allowed\n", "allow: GET, HEAD\r\n");
     }
@@ -290,27 +290,6 @@ async function linger(conn: Deno.Conn): Promise<void> {
     const n = await conn.read(scratch);
     if (n === null) return;
     taken += n;
-  }
-}
-
-/**
- * Reads a request head up to its blank line. Returns it, or the status to
- * answer with when it is too large; rejects when the client goes away.
- */
-async function readHead(conn: Deno.Conn): Promise<string | number> {
-  const buf = new Uint8Array(MAX_HEAD);
-  let have = 0;
-  for (;;) {
-    if (have === buf.length) return 431;
-    const n = await conn.read(buf.subarray(have));
-    if (n === null) throw new Deno.errors.UnexpectedEof("closed before the request ended");
-    const from = Math.max(0, have - 3);
-    have += n;
-    for (let i = from; i + 3 < have; i++) {
-      if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
-        return new TextDecoder().decode(buf.subarray(0, i + 2));
-      }
-    }
   }
 }
 
