@@ -7,8 +7,7 @@
 import assert from "node:assert/strict";
 import { writeAll } from "./_client.ts";
 import { type Echod, GRACEFUL_STOP } from "./_echod.ts";
-import { sampleOf } from "../lib/serve/metrics.ts";
-import type { Counter } from "../lib/serve/stats.ts";
+import { type ExportedCounter, sampleOf } from "../lib/serve/metrics.ts";
 
 /** GETs `path` from the metrics address echod announced. */
 export async function scrape(
@@ -94,9 +93,9 @@ export const COUNTER_FLAGS: string[] = GRACEFUL_STOP ? [] : ["--metrics", "127.0
  */
 export async function finalCounters(
   echod: Echod,
-  counters: Counter[],
-): Promise<Record<Counter, number>> {
-  const values = {} as Record<Counter, number>;
+  counters: ExportedCounter[],
+): Promise<Record<ExportedCounter, number>> {
+  const values = {} as Record<ExportedCounter, number>;
   if (GRACEFUL_STOP) {
     assert.equal((await echod.stop()).code, 0);
     const stopped = await echod.waitForMessage("stopped");

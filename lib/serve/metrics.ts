@@ -70,10 +70,20 @@ const FAMILIES = {
 type FamilyName = keyof typeof FAMILIES;
 
 /**
- * The family each counter is exported in. A `Record` over every counter, so
- * one without a metric, or a misspelt one, fails the type check.
+ * Counters that are not exported: the bytes cut by the drain are counted as
+ * the drain closes its last connections, right before the endpoint closes,
+ * so no scrape could see them; the stop line reports them.
  */
-const EXPORTED: Readonly<Record<Counter, FamilyName>> = {
+export const NOT_EXPORTED = ["drainCut"] as const satisfies readonly Counter[];
+
+/** A counter that /metrics exports. */
+export type ExportedCounter = Exclude<Counter, typeof NOT_EXPORTED[number]>;
+
+/**
+ * The family each counter is exported in. A `Record` over every exported
+ * counter, so one without a metric, or a misspelt one, fails the type check.
+ */
+const EXPORTED: Readonly<Record<ExportedCounter, FamilyName>> = {
   active: "echod_connections_active",
   accepted: "echod_connections_accepted_total",
   refusedMaxConns: "echod_connections_refused_total",
@@ -105,7 +115,7 @@ const REASON: ReadonlyMap<Counter, string> = new Map(
 );
 
 /** The sample a counter is exported as, e.g. `echod_connections_refused_total{reason="max-conns"}`. */
-export function sampleOf(counter: Counter): string {
+export function sampleOf(counter: ExportedCounter): string {
   const reason = REASON.get(counter);
   return `${EXPORTED[counter]}${reason === undefined ? "" : `{reason="${reason}"}`}`;
 }
@@ -119,7 +129,9 @@ export function renderMetrics(
   const lines: string[] = [];
   for (const [name, family] of Object.entries(FAMILIES)) {
     lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
-    for (const [counter, inFamily] of Object.entries(EXPORTED) as [Counter, FamilyName][]) {
+    for (
+      const [counter, inFamily] of Object.entries(EXPORTED) as [ExportedCounter, FamilyName][]
+    ) {
       if (inFamily !== name) continue;
       lines.push(`${sampleOf(counter)} ${snapshot[counter] ?? 0}`);
     }
