@@ -5,9 +5,9 @@
  */
 
 import assert from "node:assert/strict";
+import { writeAll } from "./_client.ts";
 import { type Echod, GRACEFUL_STOP } from "./_echod.ts";
-import { sampleOf } from "../lib/serve/metrics.ts";
-import type { Counter } from "../lib/serve/stats.ts";
+import { type ExportedCounter, sampleOf } from "../lib/serve/metrics.ts";
 
 /** GETs `path` from the metrics address echod announced. */
 export async function scrape(
@@ -18,6 +18,40 @@ export async function scrape(
     signal: AbortSignal.timeout(10_000),
   });
   return { status: response.status, text: await response.text() };
+}
+
+/** The port of the metrics endpoint echod announced. */
+export function metricsPort(echod: Echod): number {
+  return Number(String(echod.ready!.metricsAddress).split(":").at(-1));
+}
+
+/**
+ * Sends `request` as raw bytes to the metrics endpoint and reads until
+ * echod closes; returns the answer (empty if it closed without one, or
+ * reset) and the milliseconds it took.
+ */
+export async function rawRequest(
+  echod: Echod,
+  request: string,
+): Promise<{ answer: string; ms: number }> {
+  const start = performance.now();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: metricsPort(echod) });
+  const chunks: number[] = [];
+  try {
+    await writeAll(conn, new TextEncoder().encode(request)).catch(() => {});
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      chunks.push(...buf.subarray(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+  return {
+    answer: new TextDecoder().decode(new Uint8Array(chunks)),
+    ms: performance.now() - start,
+  };
 }
 
 /** The value of one sample (`name` with its labels) in an exposition. */
@@ -59,9 +93,9 @@ export const COUNTER_FLAGS: string[] = GRACEFUL_STOP ? [] : ["--metrics", "127.0
  */
 export async function finalCounters(
   echod: Echod,
-  counters: Counter[],
-): Promise<Record<Counter, number>> {
-  const values = {} as Record<Counter, number>;
+  counters: ExportedCounter[],
+): Promise<Record<ExportedCounter, number>> {
+  const values = {} as Record<ExportedCounter, number>;
   if (GRACEFUL_STOP) {
     assert.equal((await echod.stop()).code, 0);
     const stopped = await echod.waitForMessage("stopped");

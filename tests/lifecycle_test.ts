@@ -4,7 +4,15 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, roundTrip } from "./_client.ts";
-import { GRACEFUL_STOP, ROOT, runEchod, skipUnless, startEchod, waitForLogFile } from "./_echod.ts";
+import {
+  GRACEFUL_STOP,
+  LINUX,
+  ROOT,
+  runEchod,
+  skipUnless,
+  startEchod,
+  waitForLogFile,
+} from "./_echod.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
 const NO_SIGNALS = "Windows has no SIGTERM for a test to send (the service stop is tested instead)";
@@ -189,3 +197,54 @@ Deno.test("without --allow-net echod says so instead of prompting", async () => 
     "echod: echod serve needs network permission: add --allow-net to the deno command\n",
   );
 });
+
+for (
+  const [name, flags, applies, why] of [
+    ["one thread", [], GRACEFUL_STOP, NO_SIGNALS],
+    ["--workers 2", ["--workers", "2"], LINUX, `--workers needs Linux; this is ${Deno.build.os}`],
+  ] as const
+) {
+  Deno.test({
+    name: `${name}: bytes cut by the drain are counted, so bytes in = bytes out + cut`,
+    ignore: skipUnless(applies, `the drain-cut test (${name})`, why),
+  }, async () => {
+    const echod = await startEchod([...flags, "--drain-timeout", "1s"], {
+      permissions: ["--allow-net", "--allow-read"],
+    });
+    // Clients that send without reading: once the socket buffers fill, every
+    // connection has a chunk read by echod that it cannot write back.
+    const conns = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => connect(i % 2 ? "::1" : "127.0.0.1", echod.port)),
+    );
+    for (const conn of conns) assert.equal(await roundTrip(conn, "admitted"), "admitted");
+    const chunk = new Uint8Array(64 * 1024);
+    let sent = conns.length * "admitted".length;
+    const sending = conns.map(async (conn) => {
+      try {
+        for (;;) {
+          const n = await conn.write(chunk);
+          sent += n;
+        }
+      } catch {
+        // Closed by the drain.
+      }
+    });
+    try {
+      echod.kill("SIGTERM");
+      assert.equal((await echod.exited()).code, 0);
+      await Promise.all(sending);
+    } finally {
+      conns.forEach(closeQuietly);
+    }
+    // Every connection was still open at the drain's end (each worker closes its own).
+    const closing = echod.records.filter((r) => r.message.endsWith("connections still open"));
+    assert.equal(closing.reduce((sum, r) => sum + (r.active as number), 0), 4);
+    const stopped = await echod.waitForMessage("stopped");
+    const { bytesIn, bytesOut, drainCut } = stopped as Record<string, number>;
+    const figures = `${bytesIn} in, ${bytesOut} out, ${drainCut} cut; the clients sent ${sent}`;
+    assert.ok(bytesIn <= sent, `echod read more than was sent: ${figures}`);
+    assert.ok(bytesIn > bytesOut, `nothing was in flight at the drain's end: ${figures}`);
+    assert.equal(bytesIn, bytesOut + drainCut, figures);
+    assert.match(stopped.message, new RegExp(`, ${drainCut} bytes cut by the drain$`));
+  });
+}

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { closedByPeer, connect, readExactly, writeAll } from "./_client.ts";
 import { startEchod } from "./_echod.ts";
-import { metric, scrape } from "./_metrics.ts";
+import { metric, rawRequest, scrape } from "./_metrics.ts";
 
 Deno.test("/metrics counts exactly the traffic that flowed; /healthz answers", async () => {
   const echod = await startEchod([
@@ -47,6 +47,57 @@ Deno.test("/metrics counts exactly the traffic that flowed; /healthz answers", a
     const after = (await scrape(echod)).text;
     assert.equal(metric(after, "echod_connections_active"), 0);
     assert.ok(metric(after, "echod_uptime_seconds") > 0);
+  } finally {
+    await echod.stop();
+  }
+});
+
+Deno.test("the metrics endpoint reads requests as RFC 9112 says: absolute form, Host, the request line, bare LF", async () => {
+  const echod = await startEchod(["--metrics", "127.0.0.1:0"]);
+  // [request, the status line it must get at once]
+  const cases: [string, number][] = [
+    // Section 3.2.2: a server must accept the absolute form; its host wins over Host.
+    ["GET http://h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 200],
+    ["GET HTTP://h:9107/healthz?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", 200],
+    ["GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", 404], // the path is "/"
+    ["GET http://u@h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 400], // userinfo
+    ["GET http:///healthz HTTP/1.1\r\nHost: h\r\n\r\n", 400], // no host
+    ["GET ftp://h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 400],
+    // Section 3.2: HTTP/1.1 without Host, or with two, or a bad one, is a 400; 1.0 needs none.
+    ["GET /healthz HTTP/1.1\r\n\r\n", 400],
+    ["GET /healthz HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400],
+    ["GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400],
+    ["GET /healthz HTTP/1.1\r\nhOsT: [::1]:9107\r\n\r\n", 200],
+    ["GET /healthz HTTP/1.0\r\n\r\n", 200],
+    // Section 3: method SP request-target SP HTTP-version, nothing more.
+    ["GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400],
+    ["GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+    ["GET /healthz\r\nHost: x\r\n\r\n", 400],
+    // Section 2.2: bare LF may end a line (answered at once, not at the
+    // deadline); an empty line before the request line is ignored; a bare
+    // CR is invalid.
+    ["GET /healthz HTTP/1.1\nHost: x\n\n", 200],
+    ["GET /healthz HTTP/1.1\r\nHost: x\n\r\n", 200],
+    ["\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200],
+    ["GET /healthz HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400],
+    // Section 5: no space before the colon, no folded line, a name on every line.
+    ["GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400],
+    ["GET /healthz HTTP/1.1\r\nHost: x\r\nX: y\r\n z\r\n\r\n", 400],
+    ["GET /healthz HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", 400],
+  ];
+  const wrong: string[] = [];
+  try {
+    for (const [request, status] of cases) {
+      const { answer, ms } = await rawRequest(echod, request);
+      const got = answer.slice(0, answer.indexOf("\r\n")) || "no answer";
+      // The deadline is 5 s: an answer that waited for it was not read as complete.
+      const prompt = ms < 2_000;
+      const body = status !== 200 || answer.endsWith("\r\n\r\nok\n");
+      if (!got.startsWith(`HTTP/1.1 ${status} `) || !prompt || !body) {
+        wrong.push(`${JSON.stringify(request)}: ${got} after ${Math.round(ms)} ms`);
+      }
+    }
+    assert.deepEqual(wrong, [], `${wrong.length} of ${cases.length} requests answered wrongly`);
   } finally {
     await echod.stop();
   }

@@ -50,6 +50,8 @@ function v2(command: number, familyTransport: number, body: number[]): Uint8Arra
 }
 
 const V4_BODY = [127, 0, 0, 2, 127, 0, 0, 1, 0x30, 0x39, 0x00, 0x07];
+// AF_UNIX: two 108-byte paths (source, destination), no ports.
+const UNIX_BODY = [...text("/run/haproxy/a.sock".padEnd(108, "\0")), ...new Array(108).fill(0)];
 const MAPPED_BODY = [
   ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1],
   ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
@@ -72,6 +74,16 @@ Deno.test("readProxyHeader() reads valid v1 and v2 headers, whole or a byte at a
       v2(1, 0x11, [...V4_BODY, 0x04, 0, 1, 9]),
       "127.0.0.2",
       "",
+    ],
+    // A family the receiver does not serve falls back to UNSPEC (the
+    // connection's own address); the whole block, TLVs included, is skipped.
+    ["v2 UNIX stream", v2(1, 0x31, UNIX_BODY), undefined, ""],
+    ["v2 UNIX datagram", v2(1, 0x32, UNIX_BODY), undefined, ""],
+    [
+      "v2 UNIX stream with a TLV, then data",
+      new Uint8Array([...v2(1, 0x31, [...UNIX_BODY, 0x04, 0, 3, 1, 2, 3]), ...text("after")]),
+      undefined,
+      "after",
     ],
   ];
   for (const [name, data, source, rest] of cases) {
@@ -101,8 +113,12 @@ Deno.test("readProxyHeader() refuses malformed and over-long headers", async () 
     ["v1 UDP4", text("PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n"), /bad PROXY v1 line/],
     ["no header", text("GET / HTTP/1.1\r\n\r\n"), /did not start with a PROXY header/],
     ["v2 DGRAM", v2(1, 0x12, V4_BODY), /datagram/],
-    ["v2 UNIX", v2(1, 0x31, new Array(216).fill(0)), /family 3/],
+    ["v2 short IPv4 block", v2(1, 0x11, V4_BODY.slice(0, 11)), /too short/],
     ["v2 short IPv6 block", v2(1, 0x21, V4_BODY), /too short/],
+    ["v2 short UNIX block", v2(1, 0x31, UNIX_BODY.slice(0, 215)), /too short/],
+    ["v2 short UNIX datagram block", v2(1, 0x32, V4_BODY), /too short/],
+    ["v2 UNIX with transport UNSPEC", v2(1, 0x30, UNIX_BODY), /transport 0/],
+    ["v2 family 4", v2(1, 0x41, UNIX_BODY), /family 4/],
     ["v2 command 2", v2(2, 0x11, V4_BODY), /command 2/],
     ["closed inside the header", text("PROXY TCP4 1.2"), /closed inside/],
   ];

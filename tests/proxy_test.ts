@@ -13,8 +13,11 @@ import {
   writeAll,
 } from "./_client.ts";
 import { startEchod } from "./_echod.ts";
+import { readLine } from "../lib/net.ts";
 import { metric, scrape } from "./_metrics.ts";
 import { HAS_HAPROXY, startHaproxy } from "./_haproxy.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
 
 function proxyV2(source: number[], port: number): Uint8Array {
   const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -69,6 +72,63 @@ Deno.test("PROXY v1 and v2 headers from a trusted proxy name the client; others 
     direct.close();
     const { text } = await scrape(echod);
     assert.equal(metric(text, 'echod_connections_refused_total{reason="proxy-header"}'), 1);
+  } finally {
+    await echod.stop();
+  }
+});
+
+/** A v2 PROXY header for a Unix-socket frontend (`familyTransport` 0x31 or 0x32), then a TLV. */
+function proxyV2Unix(familyTransport: number, blockLength = 216): Uint8Array {
+  const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+  const paths = new TextEncoder().encode("/run/haproxy/echo.sock".padEnd(216, "\0"));
+  const body = [...paths.subarray(0, blockLength), 0x04, 0, 2, 0xaa, 0xbb]; // a NOOP TLV
+  return new Uint8Array([
+    ...signature,
+    0x21,
+    familyTransport,
+    body.length >> 8,
+    body.length & 0xff,
+    ...body,
+  ]);
+}
+
+Deno.test("PROXY v2 from a Unix-socket frontend: the connection's own address stands, the block and TLVs are skipped", async () => {
+  const echod = await startEchod([
+    "--proxy-protocol",
+    "--trusted-proxy",
+    "127.0.0.1",
+    "--greeting={client}|{proxy}",
+    "--log-level",
+    "debug",
+    "--metrics",
+    "127.0.0.1:0",
+  ]);
+  try {
+    for (const familyTransport of [0x31, 0x32]) {
+      const conn = await connect("127.0.0.1", echod.port);
+      const peer = `127.0.0.1:${conn.localAddr.port}`;
+      try {
+        // The header, its TLV and the first data in one write: nothing of
+        // the 221-byte block may leak into the echo.
+        await writeAll(conn, new Uint8Array([...proxyV2Unix(familyTransport), ...text("first")]));
+        const { line, rest } = await readLine(conn);
+        assert.equal(line, `${peer}|-`, `0x${familyTransport.toString(16)}: the greeting`);
+        const echoed = new Uint8Array([...rest, ...await readExactly(conn, 5 - rest.length)]);
+        assert.equal(new TextDecoder().decode(echoed), "first");
+        assert.equal(await roundTrip(conn, " and more"), " and more");
+      } finally {
+        conn.close();
+      }
+      await echod.waitFor((r) => r.message === `open ${peer}`);
+    }
+    // A declared length shorter than the 216-byte AF_UNIX block is refused.
+    const short = await connect("127.0.0.1", echod.port);
+    await writeAll(short, proxyV2Unix(0x31, 100));
+    assert.ok(await closedByPeer(short));
+    short.close();
+    await echod.waitFor((r) => /refused 127\.0\.0\.1: proxy-header \(.*too short/.test(r.message));
+    const { text: page } = await scrape(echod);
+    assert.equal(metric(page, 'echod_connections_refused_total{reason="proxy-header"}'), 1);
   } finally {
     await echod.stop();
   }

@@ -9,6 +9,7 @@
 
 import { acceptLoop } from "./accept.ts";
 import { RuntimeError } from "../errors.ts";
+import { parseRequest, readRequestHead } from "./http_request.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import {
@@ -70,10 +71,20 @@ const FAMILIES = {
 type FamilyName = keyof typeof FAMILIES;
 
 /**
- * The family each counter is exported in. A `Record` over every counter, so
- * one without a metric, or a misspelt one, fails the type check.
+ * Counters that are not exported: the bytes cut by the drain are counted as
+ * the drain closes its last connections, right before the endpoint closes,
+ * so no scrape could see them; the stop line reports them.
  */
-const EXPORTED: Readonly<Record<Counter, FamilyName>> = {
+export const NOT_EXPORTED = ["drainCut"] as const satisfies readonly Counter[];
+
+/** A counter that /metrics exports. */
+export type ExportedCounter = Exclude<Counter, typeof NOT_EXPORTED[number]>;
+
+/**
+ * The family each counter is exported in. A `Record` over every exported
+ * counter, so one without a metric, or a misspelt one, fails the type check.
+ */
+const EXPORTED: Readonly<Record<ExportedCounter, FamilyName>> = {
   active: "echod_connections_active",
   accepted: "echod_connections_accepted_total",
   refusedMaxConns: "echod_connections_refused_total",
@@ -105,7 +116,7 @@ const REASON: ReadonlyMap<Counter, string> = new Map(
 );
 
 /** The sample a counter is exported as, e.g. `echod_connections_refused_total{reason="max-conns"}`. */
-export function sampleOf(counter: Counter): string {
+export function sampleOf(counter: ExportedCounter): string {
   const reason = REASON.get(counter);
   return `${EXPORTED[counter]}${reason === undefined ? "" : `{reason="${reason}"}`}`;
 }
@@ -134,7 +145,9 @@ export function renderMetrics(
   const lines: string[] = [];
   for (const [name, family] of Object.entries(FAMILIES)) {
     lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`);
-    for (const [counter, inFamily] of Object.entries(EXPORTED) as [Counter, FamilyName][]) {
+    for (
+      const [counter, inFamily] of Object.entries(EXPORTED) as [ExportedCounter, FamilyName][]
+    ) {
       if (inFamily !== name) continue;
       lines.push(`${sampleOf(counter)} ${snapshot[counter] ?? 0}`);
     }
@@ -251,7 +264,7 @@ export function serveMetrics(
     // The whole exchange has one deadline: slow or silent clients are cut off.
     const timer = setTimeout(() => closeQuietly(conn), requestTimeout);
     try {
-      const head = await readHead(conn);
+      const head = await readRequestHead(conn, MAX_HEAD);
       const response = typeof head === "number"
         ? plain(head, "request head too large\n")
         : respond(head);
@@ -265,10 +278,9 @@ export function serveMetrics(
   }
 
   function respond(head: string): string {
-    const [method, target, version] = head.slice(0, head.indexOf("\r\n")).split(" ");
-    if (version === undefined || !/^HTTP\/1\.[01]$/.test(version) || !target.startsWith("/")) {
-      return plain(400, "bad request\n");
-    }
+    const request = parseRequest(head);
+    if (request === undefined) return plain(400, "bad request\n");
+    const { method, target } = request;
     if (method !== "GET" && method !== "HEAD") {
       return plain(405, "method not allowed\n", "allow: GET, HEAD\r\n");
     }
@@ -318,27 +330,6 @@ async function linger(conn: Deno.Conn): Promise<void> {
     const n = await conn.read(scratch);
     if (n === null) return;
     taken += n;
-  }
-}
-
-/**
- * Reads a request head up to its blank line. Returns it, or the status to
- * answer with when it is too large; rejects when the client goes away.
- */
-async function readHead(conn: Deno.Conn): Promise<string | number> {
-  const buf = new Uint8Array(MAX_HEAD);
-  let have = 0;
-  for (;;) {
-    if (have === buf.length) return 431;
-    const n = await conn.read(buf.subarray(have));
-    if (n === null) throw new Deno.errors.UnexpectedEof("closed before the request ended");
-    const from = Math.max(0, have - 3);
-    have += n;
-    for (let i = from; i + 3 < have; i++) {
-      if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
-        return new TextDecoder().decode(buf.subarray(0, i + 2));
-      }
-    }
   }
 }
 

@@ -125,7 +125,8 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   reporter?.stop();
   await metrics?.close();
   log.info(
-    "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, {bytesOut} bytes out",
+    "stopped: {accepted} connections accepted, {refused} refused, {bytesIn} bytes in, " +
+      "{bytesOut} bytes out, {drainCut} bytes cut by the drain",
     { ...stats.snapshot(), refused: refusedTotal(stats.snapshot()) },
   );
   await closeLogging();

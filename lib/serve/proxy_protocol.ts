@@ -31,6 +31,9 @@ export class ProxyHeaderError extends Error {
 const V2_SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const V1_MAX = 107; // the longest v1 line, CRLF included
 const V2_MAX_BODY = 2048; // addresses plus TLVs we are willing to skip
+// The address block's length by v2 family: IPv4 and IPv6 (two addresses,
+// two ports), AF_UNIX (two 108-byte paths).
+const ADDRESS_BLOCK: Record<number, number> = { 1: 12, 2: 36, 3: 216 };
 
 /**
  * Reads a v1 or v2 PROXY header from `conn`. Rejects with
@@ -121,20 +124,26 @@ function parseV2(header: Uint8Array): ProxyHeader["source"] {
   const transport = header[13] & 0x0f;
   // UNSPEC: the proxy does not know the client; the connection's own address stands.
   if (header[13] === 0) return undefined;
-  if (transport !== 1) {
+  const blockLength = ADDRESS_BLOCK[family];
+  if (blockLength === undefined) {
+    throw new ProxyHeaderError(`PROXY v2 address family ${family} is not defined`);
+  }
+  // AF_UNIX (a Unix-socket frontend, stream or datagram) names no IP
+  // client: as the specification asks of a family a receiver does not
+  // serve, it falls back to UNSPEC, its block and TLVs skipped whole.
+  const unix = family === 3 && (transport === 1 || transport === 2);
+  if (transport !== 1 && !unix) {
     const what = transport === 2 ? "a datagram (UDP) flow" : `transport ${transport}`;
     throw new ProxyHeaderError(`PROXY v2 header for ${what}, not a TCP connection`);
   }
   const body = header.subarray(16);
-  if (family === 1 || family === 2) {
-    const length = family === 1 ? 4 : 16;
-    if (body.length < 2 * length + 4) {
-      throw new ProxyHeaderError(`PROXY v2 address block of ${body.length} bytes is too short`);
-    }
-    const port = (body[2 * length] << 8) | body[2 * length + 1];
-    return { hostname: formatIp(unmapped(body.slice(0, length))), port };
+  if (body.length < blockLength) {
+    throw new ProxyHeaderError(`PROXY v2 address block of ${body.length} bytes is too short`);
   }
-  throw new ProxyHeaderError(`PROXY v2 address family ${family} is not TCP over IP`);
+  if (unix) return undefined;
+  const length = family === 1 ? 4 : 16;
+  const port = (body[2 * length] << 8) | body[2 * length + 1];
+  return { hostname: formatIp(unmapped(body.slice(0, length))), port };
 }
 
 /** An IPv4-mapped IPv6 address as the IPv4 address it carries. */

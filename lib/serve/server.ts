@@ -212,6 +212,9 @@ export function serve(options: ServeOptions = {}): Server {
     admission.release(session.arrival.ip);
     stats.count.active--;
     if (session.port !== undefined) session.port.active--;
+    // What it had read but not yet echoed when the drain closed it: counted
+    // once here, not in the echo loop.
+    if (session.closing === "shutdown") stats.count.drainCut += session.bytesIn - session.bytesOut;
     // E.g. a plain-TCP client on the TLS port: one line per interval, not per client.
     const held = failure === undefined ? undefined : failures.take();
     if (failure !== undefined && held !== undefined) {

@@ -24,6 +24,13 @@ export interface Counters {
   bytesIn: number;
   /** Bytes echoed back to TCP peers. */
   bytesOut: number;
+  /**
+   * Bytes read from TCP peers but not echoed because the drain closed their
+   * connection (at `--drain-timeout`, or a second stop signal): with them,
+   * `bytesIn` = `bytesOut` + `drainCut` after a stop, unless a reset or a
+   * limit also ended a connection in mid-echo.
+   */
+  drainCut: number;
   /** Refused at the door: `--max-conns`. */
   refusedMaxConns: number;
   /** Refused at the door: `--max-conns-per-ip`. */
@@ -127,6 +134,7 @@ export class Stats implements StatsSource {
     acceptAborted: 0,
     bytesIn: 0,
     bytesOut: 0,
+    drainCut: 0,
     refusedMaxConns: 0,
     refusedMaxConnsPerIp: 0,
     refusedDenied: 0,

@@ -8,12 +8,9 @@
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
 import { type Echod, linuxOnly, startEchod } from "../_echod.ts";
+import { metricsPort, rawRequest } from "../_metrics.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
-
-function metricsPort(echod: Echod): number {
-  return Number(String(echod.ready!.metricsAddress).split(":").at(-1));
-}
 
 async function healthz(echod: Echod): Promise<string> {
   // Bounded: under descriptor exhaustion the request waits in the backlog.
@@ -85,28 +82,19 @@ Deno.test("metrics: 500 silent connections cannot keep a scrape out (newcomers d
 
 Deno.test("metrics: bad requests get one status line each, never a crash", async () => {
   const echod = await startEchod(["--metrics", "127.0.0.1:0"]);
-  const port = metricsPort(echod);
   const cases: [string, string][] = [
-    ["POST /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 "],
-    ["GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "],
+    // HTTP/1.1 requires Host (RFC 9112 section 3.2): each request has one, so
+    // that the status tells what the case is about.
+    ["POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 "],
+    ["GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 "],
     ["garbage\r\n\r\n", "HTTP/1.1 400 "],
-    ["GET metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "],
+    ["GET metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "],
     [`GET /metrics HTTP/1.1\r\n${"X: y\r\n".repeat(2000)}\r\n`, "HTTP/1.1 431 "],
     ["HEAD /healthz HTTP/1.0\r\n\r\n", "HTTP/1.1 200 "],
   ];
   try {
     for (const [request, status] of cases) {
-      const conn = await connect("127.0.0.1", port);
-      await writeAll(conn, text(request)).catch(() => {});
-      const chunks: Uint8Array[] = [];
-      const buf = new Uint8Array(65536);
-      for (;;) {
-        const n = await conn.read(buf).catch(() => null);
-        if (n === null) break;
-        chunks.push(buf.slice(0, n));
-      }
-      conn.close();
-      const answer = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+      const { answer } = await rawRequest(echod, request);
       assert.ok(
         answer.startsWith(status),
         `${JSON.stringify(request.slice(0, 30))}: ${answer.slice(0, 40)}`,
