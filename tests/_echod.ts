@@ -59,6 +59,10 @@ export interface StartOptions {
   shellPrefix?: string;
   /** Wait for the "listening" record. @default {true} */
   waitReady?: boolean;
+  /** Variables added to the environment echod inherits. @default {none} */
+  env?: Record<string, string>;
+  /** Leave out `--port 0` (to give the port another way). @default {false} */
+  noPortFlag?: boolean;
 }
 
 /** A running echod process. */
@@ -198,8 +202,7 @@ export async function startEchod(
     ...permissions,
     "--no-prompt",
     "main.ts",
-    "--port",
-    "0",
+    ...(options.noPortFlag ? [] : ["--port", "0"]),
     "--log-format",
     "json",
     ...args,
@@ -213,6 +216,7 @@ export async function startEchod(
         ...argv,
       ],
       cwd: ROOT,
+      env: options.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -220,6 +224,7 @@ export async function startEchod(
     : new Deno.Command(Deno.execPath(), {
       args: argv,
       cwd: ROOT,
+      env: options.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -272,6 +277,8 @@ export interface RunEchodOptions {
    * @default {no stdin}
    */
   input?: string;
+  /** Variables added to the environment echod inherits. @default {none} */
+  env?: Record<string, string>;
 }
 
 /** Runs `deno run <permissions> main.ts ...args` to completion. */
@@ -283,6 +290,7 @@ export async function runEchod(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...DENO_FLAGS, ...permissions, "--no-prompt", "main.ts", ...args],
     cwd: ROOT,
+    env: options.env,
     stdin: options.input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
