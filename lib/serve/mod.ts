@@ -2,15 +2,14 @@
  * The `serve` command: logging set up, the TCP server (in this thread or in
  * workers), UDP echo and the metrics endpoint when asked for, a stats line
  * now and then, and a graceful stop on SIGINT, SIGTERM or SIGQUIT (SIGINT
- * or SIGBREAK on Windows); SIGHUP reopens the log file.
+ * or SIGBREAK on Windows); SIGHUP reopens the log file and reloads the TLS
+ * certificate and key.
  *
  * @module
  */
 
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./options.ts";
-import { RuntimeError } from "../errors.ts";
-import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import type { Server } from "./options.ts";
@@ -50,15 +49,20 @@ export interface ServeControl {
  * to report.
  */
 export async function runServe(config: ServeConfig, control?: ServeControl): Promise<number> {
-  // Node's TLS is loaded only when TLS is served; the certificate is checked
+  // Node's TLS is loaded only when TLS is served; the files are checked
   // here, so a bad one is one line at start-up.
-  const tls = config.tls && {
-    context: (await import("./tls.ts")).secureContext(readTlsFiles(config.tls)),
+  const credentials = config.tls && new (await import("./tls_files.ts")).TlsCredentials(config.tls);
+  const tls = config.tls && credentials && {
+    // Read per connection: a reload serves new handshakes only.
+    get context() {
+      return credentials.context;
+    },
     port: config.tls.port,
     handshakeTimeout: config.tls.handshakeTimeout,
   };
   await setupLogging(config.log);
   const log = getLog();
+  credentials?.warnIfOutOfDate();
   let server: Server | undefined;
   let udp: UdpServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -94,6 +98,10 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   // Listen before announcing, so a signal sent on readiness is not lost.
   const stopSignal = control?.stop ?? listenForStopSignals(server);
   if (!WINDOWS && control === undefined) listenForOtherSignals(config);
+  // SIGHUP also reloads the certificate and key: a listener of its own.
+  if (!WINDOWS && control === undefined && credentials) {
+    Deno.addSignalListener("SIGHUP", () => credentials.reload());
+  }
   control?.ready?.();
   announce(server, config, udp, metrics);
   const reporter = startStatsReporter(stats, config.statsInterval, log);
@@ -174,28 +182,6 @@ function closeInspector(inspector: typeof import("node:inspector")): void {
   } catch {
     // Not open.
   }
-}
-
-/** Reads the PEM files, after checking for permission so the user learns which flag to add. */
-function readTlsFiles(files: { certFile: string; keyFile: string }): { cert: string; key: string } {
-  const paths = [files.certFile, files.keyFile];
-  requirePermission(
-    "serving TLS (--tls-cert, --tls-key)",
-    paths.map((path) => ({ name: "read", path })),
-  );
-  const [cert, key] = paths.map((path, i) => {
-    try {
-      return Deno.readTextFileSync(path);
-    } catch (error) {
-      const reason = error instanceof Deno.errors.NotFound
-        ? "no such file"
-        : (error as Error).message;
-      throw new RuntimeError(
-        `cannot read ${i === 0 ? "--tls-cert" : "--tls-key"} ${path}: ${reason}`,
-      );
-    }
-  });
-  return { cert, key };
 }
 
 function announce(
