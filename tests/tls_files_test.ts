@@ -144,7 +144,7 @@ const NO_SIGHUP = skipUnless(
 
 Deno.test({
   name:
-    "SIGHUP reloads a rotated certificate and key: new connections get B, an open one echoes on; a bad pair is refused and B kept",
+    "SIGHUP reloads a rotated certificate and key: new connections get B, an open one echoes on; a bad pair is refused and B kept; an expired one is taken with a warning",
   ignore: NO_SIGHUP,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "echod-tls-reload-" });
@@ -201,6 +201,18 @@ Deno.test({
       );
       assert.equal((await peerCertificate(echod.port)).fingerprint, fingerprintOf("b.pem"));
       assert.equal(await roundTrip(old, "still"), "still");
+
+      // An expired pair is taken, with the warning it gets at start.
+      await install("expired.pem", "a.key");
+      echod.kill("SIGHUP");
+      await echod.waitFor((r) =>
+        r.message.startsWith("received SIGHUP: reloaded") &&
+        r.fingerprint === fingerprintOf("expired.pem")
+      );
+      const warning = await echod.waitForMessage(
+        `the certificate in --tls-cert ${cert} has expired`,
+      );
+      assert.equal(warning.level, "WARNING");
     } finally {
       old?.close();
       assert.equal((await echod.stop()).code, 0);
