@@ -79,6 +79,7 @@ export class Echod {
   #waiters: {
     match: (r: LogRecord) => boolean;
     resolve: (r: LogRecord) => void;
+    reject: (error: Error) => void;
   }[] = [];
   #stderrDone: Promise<void>;
   #stdout: Promise<string>;
@@ -113,11 +114,22 @@ export class Echod {
         return false;
       });
     }
+    // echod has exited: no record will come, so no waiter waits out its timeout.
+    for (const w of this.#waiters) w.reject(new Error(`echod exited:\n${this.#seen()}`));
+    this.#waiters = [];
+  }
+
+  /** Everything echod wrote to stderr so far, for a failure message. */
+  #seen(): string {
+    return `${this.records.map((r) => JSON.stringify(r)).join("\n")}\n${
+      this.otherLines.join("\n")
+    }`;
   }
 
   /**
    * Resolves with the first record (past or future) that `match` accepts.
-   * Rejects after `timeoutMs` (a guard against a hung test, not a sleep).
+   * Rejects after `timeoutMs` (a guard against a hung test, not a sleep),
+   * or as soon as echod exits without one.
    */
   waitFor(
     match: (r: LogRecord) => boolean,
@@ -127,19 +139,17 @@ export class Echod {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(
-          new Error(
-            `no matching log record within ${timeoutMs} ms; got:\n${
-              this.records.map((r) => JSON.stringify(r)).join("\n")
-            }\n${this.otherLines.join("\n")}`,
-          ),
-        );
+        reject(new Error(`no matching log record within ${timeoutMs} ms; got:\n${this.#seen()}`));
       }, timeoutMs);
       this.#waiters.push({
         match,
         resolve(r) {
           clearTimeout(timer);
           resolve(r);
+        },
+        reject(error) {
+          clearTimeout(timer);
+          reject(error);
         },
       });
     });

@@ -2,11 +2,17 @@
  * Test certificates: a CA and a server certificate it signs for localhost,
  * 127.0.0.1 and ::1, made with openssl into a temporary folder. Made once,
  * on first use; where openssl is missing, `reason` says so for the skip.
+ * Beside them, the committed fixtures of `tests/fixtures/tls/` (pairs A and
+ * B, expired, not yet valid, bad files), usable where openssl is not, and a
+ * client that reports the certificate a server presents.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { connect as connectNodeTls } from "node:tls";
+import { ROOT } from "./_echod.ts";
 import { has } from "./_programs.ts";
 
 /** Paths of the test CA and server certificate and key. */
@@ -67,4 +73,47 @@ async function make(): Promise<TestCertificates> {
 export async function connectTls(hostname: string, port: number): Promise<Deno.TlsConn> {
   const { ca } = await testCertificates();
   return await Deno.connectTls({ hostname, port, caCerts: [await Deno.readTextFile(ca)] });
+}
+
+/** The committed TLS fixtures (made by `tests/fixtures/tls/make.sh`; see its list). */
+export const FIXTURES: string = join(ROOT, "tests", "fixtures", "tls");
+
+/** The path of one TLS fixture, e.g. `fixture("a.pem")`. */
+export function fixture(name: string): string {
+  return join(FIXTURES, name);
+}
+
+/** What a TLS client sees of the certificate a server presents. */
+export interface PeerCertificate {
+  /** Its subject's common name. */
+  name: string;
+  /** Its SHA-256 fingerprint, as `AB:CD:…`. */
+  fingerprint: string;
+}
+
+/**
+ * Completes a TLS handshake with 127.0.0.1:`port` (node:tls) and returns the
+ * certificate the server presented; the connection is then closed. It is
+ * verified against the fixtures' CA unless `verify` is false (to see an
+ * expired or not-yet-valid certificate).
+ */
+export async function peerCertificate(
+  port: number,
+  options: { verify?: boolean } = {},
+): Promise<PeerCertificate> {
+  const ca = await Deno.readTextFile(fixture("ca.pem"));
+  return await new Promise((resolve, reject) => {
+    const socket = connectNodeTls({
+      host: "127.0.0.1",
+      port,
+      ca,
+      servername: "localhost",
+      rejectUnauthorized: options.verify ?? true,
+    }, () => {
+      const certificate = socket.getPeerCertificate();
+      socket.destroy();
+      resolve({ name: String(certificate.subject?.CN), fingerprint: certificate.fingerprint256 });
+    });
+    socket.on("error", reject);
+  });
 }

@@ -24,7 +24,7 @@ export function helpText(spec: CommandSpec): string {
     : [`echod ${spec.name}: ${spec.summary}`, "", "Usage:", `  ${spec.usage}`];
   const footer = {
     serve:
-      "Durations: 500ms, 30s, 10m, 1h. Stop with SIGINT, SIGTERM or SIGQUIT (a second signal stops at once); SIGHUP reopens --log-file.\n" +
+      "Durations: 500ms, 30s, 10m, 1h. Stop with SIGINT, SIGTERM or SIGQUIT (a second signal stops at once); SIGHUP reopens --log-file and reloads --tls-cert and --tls-key.\n" +
       "Every option can also be set as ECHOD_<OPTION> (ECHOD_PORT, ECHOD_MAX_CONNS, ECHOD_TLS_CERT; lists comma-separated, yes/no as true/false); a flag wins over its variable. Variables are read only with --allow-env.",
     client: "Durations: 500ms, 30s, 10m, 1h.",
     bench: "Durations: 500ms, 30s, 10m, 1h. Sizes: 512, 64KiB, 1MiB.",

@@ -2,15 +2,14 @@
  * The `serve` command: logging set up, the TCP server (in this thread or in
  * workers), UDP echo and the metrics endpoint when asked for, a stats line
  * now and then, and a graceful stop on SIGINT, SIGTERM or SIGQUIT (SIGINT
- * or SIGBREAK on Windows); SIGHUP reopens the log file.
+ * or SIGBREAK on Windows); SIGHUP reopens the log file and reloads the TLS
+ * certificate and key.
  *
  * @module
  */
 
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./options.ts";
-import { RuntimeError } from "../errors.ts";
-import { requirePermission } from "../permissions.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import type { Server } from "./options.ts";
@@ -20,6 +19,7 @@ import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
 import { VERSION } from "../version.ts";
+import type { TlsCredentials } from "./tls_files.ts";
 
 const WINDOWS = Deno.build.os === "windows";
 
@@ -50,16 +50,21 @@ export interface ServeControl {
  * to report.
  */
 export async function runServe(config: ServeConfig, control?: ServeControl): Promise<number> {
-  // Node's TLS is loaded only when TLS is served; the certificate is checked
+  // Node's TLS is loaded only when TLS is served; the files are checked
   // here, so a bad one is one line at start-up.
-  const tls = config.tls && {
-    context: (await import("./tls.ts")).secureContext(readTlsFiles(config.tls)),
+  const credentials = config.tls && new (await import("./tls_files.ts")).TlsCredentials(config.tls);
+  const tls = config.tls && credentials && {
+    // Read per connection: a reload serves new handshakes only.
+    get context() {
+      return credentials.context;
+    },
     port: config.tls.port,
     handshakeTimeout: config.tls.handshakeTimeout,
   };
   await setupLogging(config.log);
   const log = getLog();
   for (const note of config.notes ?? []) log[note.level](note.message);
+  credentials?.warnIfOutOfDate();
   let server: Server | undefined;
   let udp: UdpServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -102,7 +107,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   const stop = control === undefined
     ? listenForStopSignals(server)
     : { first: control.stop, again: new Promise<void>(() => {}) };
-  if (!WINDOWS && control === undefined) listenForOtherSignals(config);
+  if (!WINDOWS && control === undefined) listenForOtherSignals(config, credentials);
   control?.ready?.();
   announce(server, config, udp, metrics);
   const reporter = startStatsReporter(stats, config.statsInterval, log);
@@ -167,13 +172,16 @@ async function delayUnless(ms: number, cut: Promise<void>): Promise<void> {
 
 /**
  * The signals a daemon is sent besides stop signals, which would otherwise
- * end the process at once: SIGHUP reopens the log file (after logrotate),
+ * end the process at once: SIGHUP reloads the TLS certificate and key and
+ * reopens the log file (after logrotate),
  * SIGUSR2 is ignored, SIGUSR1 is ignored too once the debugger the runtime
  * opens on it is closed.
  */
-function listenForOtherSignals(config: ServeConfig): void {
+function listenForOtherSignals(config: ServeConfig, credentials?: TlsCredentials): void {
   const log = getLog();
   Deno.addSignalListener("SIGHUP", async function onHangup() {
+    // The certificate and key first: a reload never waits on the log file.
+    credentials?.reload();
     if (config.log.file === undefined) {
       log.info("received SIGHUP: logging to stderr, nothing to reopen", { signal: "SIGHUP" });
       return;
@@ -211,28 +219,6 @@ function closeInspector(inspector: typeof import("node:inspector")): void {
   } catch {
     // Not open.
   }
-}
-
-/** Reads the PEM files, after checking for permission so the user learns which flag to add. */
-function readTlsFiles(files: { certFile: string; keyFile: string }): { cert: string; key: string } {
-  const paths = [files.certFile, files.keyFile];
-  requirePermission(
-    "serving TLS (--tls-cert, --tls-key)",
-    paths.map((path) => ({ name: "read", path })),
-  );
-  const [cert, key] = paths.map((path, i) => {
-    try {
-      return Deno.readTextFileSync(path);
-    } catch (error) {
-      const reason = error instanceof Deno.errors.NotFound
-        ? "no such file"
-        : (error as Error).message;
-      throw new RuntimeError(
-        `cannot read ${i === 0 ? "--tls-cert" : "--tls-key"} ${path}: ${reason}`,
-      );
-    }
-  });
-  return { cert, key };
 }
 
 function announce(

@@ -53,10 +53,12 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    */
   proxyProtocol?: { trusted: Cidr[] };
   /**
-   * Serve TLS with this certificate and key (from `secureContext` in
-   * `tls.ts`): on `port` when `tls.port` is not given, otherwise on
-   * `tls.port` beside plain TCP on `port`. `handshakeTimeout`: milliseconds
-   * a client has to complete the handshake (default 5000).
+   * Serve TLS with this certificate and key (`TlsCredentials` in
+   * `tls_files.ts`): on `port` when `tls.port` is not given, otherwise on
+   * `tls.port` beside plain TCP on `port`. `context` is read for each new
+   * connection, so a new one (SIGHUP) serves new handshakes and leaves open
+   * sessions alone. `handshakeTimeout`: milliseconds a client has to
+   * complete the handshake (default 5000).
    * @default {undefined}
    */
   tls?: { context: SecureContext; port?: number; handshakeTimeout?: number };

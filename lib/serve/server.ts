@@ -35,7 +35,8 @@ type CloseReason = ExpiryReason | "shutdown";
 /** How sessions echo: the echo loop's options, and TLS when the connection came in on TLS. */
 interface Echo {
   pump: PumpOptions;
-  tls?: SecureContext;
+  /** Read per connection: the context may be replaced while serving (SIGHUP). */
+  tls?: { readonly context: SecureContext };
   totals: Tally;
   greeting?: Greeting;
 }
@@ -99,7 +100,7 @@ class Session implements Expirable, Tally {
     // Loaded on first use: a server without TLS never loads Node's TLS.
     const { echoTls } = await import("./tls.ts");
     await echoTls(conn, this, {
-      context: echo.tls!,
+      context: echo.tls!.context,
       totals: echo.totals,
       early,
       onSecure: () => this.handshakeBy = undefined,
@@ -135,7 +136,7 @@ export function serve(options: ServeOptions = {}): Server {
         limit: options.buffers?.poolBuffers,
       }),
     },
-    tls: options.tls?.context,
+    tls: options.tls,
     totals: stats.count,
     greeting: options.greeting === undefined
       ? undefined

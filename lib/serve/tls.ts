@@ -14,18 +14,9 @@
 
 import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
-import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
+import { type SecureContext, TLSSocket } from "node:tls";
 import type { Tally } from "./pump.ts";
-import { RuntimeError } from "../errors.ts";
 import { closeQuietly, writeAll } from "../net.ts";
-
-/** PEM certificate chain and key. */
-export interface TlsFiles {
-  /** The certificate chain, PEM. */
-  cert: string;
-  /** The private key, PEM. */
-  key: string;
-}
 
 // The read buffer of a TLS connection's socket: a TLS record is at most 16 KiB,
 // but a waiting read should hold little.
@@ -34,24 +25,9 @@ const READ_BUFFER = 4096;
 /** Bytes of TLS output waiting for the socket beyond which no more is read. */
 const MAX_UNSENT = 64 * 1024;
 
-/**
- * Checks the certificate and key once, at start-up. Throws
- * {@linkcode RuntimeError} with a one-line reason when they do not fit.
- */
-export function secureContext(files: TlsFiles): SecureContext {
-  try {
-    return createSecureContext({ cert: files.cert, key: files.key });
-  } catch (error) {
-    throw new RuntimeError(
-      `cannot use --tls-cert and --tls-key: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-}
-
 /** What {@linkcode echoTls} needs besides the connection. */
 export interface TlsEchoOptions {
-  /** The server's certificate and key, from {@linkcode secureContext}. */
+  /** The server's certificate and key (`TlsCredentials` in `tls_files.ts`). */
   context: SecureContext;
   /**
    * Counters shared by every connection, advanced alongside the connection's own.
