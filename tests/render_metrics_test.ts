@@ -12,8 +12,8 @@ Deno.test("renderMetrics() exports every counter exactly once, with the reasons 
   for (const counter of NOT_EXPORTED) stats.count[counter] = 999;
   const text = renderMetrics(stats.snapshot(), 12.5);
   const samples = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
-  // One sample per counter, plus uptime.
-  assert.equal(samples.length, counters.length + 1);
+  // One sample per counter, plus uptime and draining.
+  assert.equal(samples.length, counters.length + 2);
   const values = samples.map((l) => Number(l.split(" ").at(-1)));
   for (const [i] of counters.entries()) assert.ok(values.includes(1000 + i), counters[i]);
   assert.ok(!values.includes(999), "a counter that is not exported was");

@@ -122,8 +122,11 @@ Deno.test({
 // and the count is written in a "log lines dropped" note once writing works
 // again (after SIGHUP or the periodic retry).
 
-/** What echod logs on top of the connections: the listening line, then SIGTERM's two. */
-const LIFECYCLE_LINES = 3;
+/**
+ * What echod logs on top of the connections: at debug level that no ECHOD_*
+ * variable was read (no --allow-env), the listening line, then SIGTERM's two.
+ */
+const LIFECYCLE_LINES = 4;
 
 /** Whether the test may mount file systems (root on Linux). */
 const MAY_MOUNT = LINUX && Deno.uid() === 0;
