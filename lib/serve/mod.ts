@@ -53,6 +53,10 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   // Node's TLS is loaded only when TLS is served; the files are checked
   // here, so a bad one is one line at start-up.
   const credentials = config.tls && new (await import("./tls_files.ts")).TlsCredentials(config.tls);
+  // The TLS echo is loaded now, not by the first TLS connection: a module
+  // loaded while descriptors are exhausted made Deno 2.9.6 panic (in its
+  // stack-growing code, with EMFILE), and echod must survive exhaustion.
+  if (config.tls) await import("./tls.ts");
   const tls = config.tls && credentials && {
     // Read per connection: a reload serves new handshakes only.
     get context() {
