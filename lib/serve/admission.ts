@@ -7,6 +7,7 @@
  */
 
 import { canonicalIp } from "../ip.ts";
+import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./defaults.ts";
 
 /** Why a connection was refused. */
 export type RefusalReason = "max-conns" | "max-conns-per-ip";
@@ -25,11 +26,8 @@ export interface AdmissionOptions {
   maxConnsPerIp?: number;
 }
 
-/** Default total connection limit. */
-export const DEFAULT_MAX_CONNS = 10_000;
-
-/** Default per-address connection limit. */
-export const DEFAULT_MAX_CONNS_PER_IP = 64;
+// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
+export { DEFAULT_MAX_CONNS } from "./defaults.ts";
 
 /** Counts admitted connections, in total and per peer address, exactly, in one thread. */
 export class Admission implements Admitter {

@@ -8,6 +8,7 @@
 
 import { RuntimeError, UsageError } from "../errors.ts";
 import { hostPort } from "../net.ts";
+import { DEFAULT_PORT } from "./defaults.ts";
 
 /** What to bind. */
 export interface BindOptions {
@@ -29,8 +30,8 @@ export interface BindOptions {
   reusePort?: boolean;
 }
 
-/** Default TCP port (RFC 862 assigns 7, which needs privilege). */
-export const DEFAULT_PORT = 40007;
+// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
+export { DEFAULT_PORT } from "./defaults.ts";
 
 /** How the default, all-addresses binding came out on this host. */
 export type StackMode =

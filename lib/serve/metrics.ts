@@ -8,6 +8,11 @@
  */
 
 import { acceptLoop } from "./accept.ts";
+import {
+  DEFAULT_METRICS_MAX_CONNS,
+  DEFAULT_METRICS_REQUEST_TIMEOUT,
+  LOG_INTERVAL,
+} from "./defaults.ts";
 import { RuntimeError } from "../errors.ts";
 import { parseRequest, readRequestHead } from "./http_request.ts";
 import { getLog, LogThrottle } from "../log.ts";
@@ -220,11 +225,11 @@ export function serveMetrics(
   options: MetricsOptions = {},
 ): MetricsServer {
   const started = performance.now();
-  const requestTimeout = options.requestTimeout ?? 5_000;
-  const maxConns = options.maxConns ?? 16;
+  const requestTimeout = options.requestTimeout ?? DEFAULT_METRICS_REQUEST_TIMEOUT;
+  const maxConns = options.maxConns ?? DEFAULT_METRICS_MAX_CONNS;
   const draining = options.draining ?? (() => false);
   const log = getLog("metrics");
-  const throttle = new LogThrottle(5_000);
+  const throttle = new LogThrottle(LOG_INTERVAL);
   const open = new Set<Deno.Conn>();
   let listener: Deno.Listener;
   try {

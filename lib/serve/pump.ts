@@ -22,6 +22,8 @@
  * @module
  */
 
+import { DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER, DEFAULT_POOL_BUFFERS } from "./defaults.ts";
+
 /** Byte counters the loop advances as data moves. */
 export interface Tally {
   /** Bytes read from peers. */
@@ -56,26 +58,11 @@ export interface PumpOptions {
   early?: Uint8Array;
 }
 
-/** Default size of the smallest buffer a connection waits on, and starts with. */
-export const DEFAULT_MIN_BUFFER = 256;
-
 /** Size of the largest buffer of a connection's own: the most an idle connection waits on. */
 export const MEDIUM_BUFFER = 4096;
 
 /** Drained bursts in a row that fit a smaller buffer before the connection's own shrinks. */
 const SHRINK_AFTER = 8;
-
-/**
- * Default size of a pooled buffer: 64 KiB less 512 bytes. Not a power of
- * two on purpose: a read that fills the buffer is taken to mean more is
- * waiting, and a transfer sent in power-of-two chunks then rarely ends
- * exactly at a full read, which would leave the connection waiting on a
- * pooled buffer.
- */
-export const DEFAULT_MAX_BUFFER = 65_024;
-
-/** Default number of large buffers a pool lends at once: about 16 MiB. */
-export const DEFAULT_POOL_BUFFERS = 256;
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {

@@ -13,18 +13,18 @@ import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import { Greeting, readHostName } from "./greeting.ts";
 import { acceptLoop } from "./accept.ts";
-import { Admission, DEFAULT_MAX_CONNS } from "./admission.ts";
+import { Admission } from "./admission.ts";
 import { type Arrival, Gate, peerOf } from "./gate.ts";
 import { bindListeners } from "./listen.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MAX_CONNS,
   DEFAULT_MAX_LIFETIME,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-  type ServeOptions,
-  type Server,
-  type ShutdownOptions,
-} from "./options.ts";
+  LOG_INTERVAL,
+} from "./defaults.ts";
+import type { ServeOptions, Server, ShutdownOptions } from "./options.ts";
 import { BufferPool, pump, type PumpOptions, type Tally } from "./pump.ts";
 import { EXPIRED, type PortCounts, Stats } from "./stats.ts";
 import { type Expirable, type ExpiryReason, startSweep } from "./sweep.ts";
@@ -115,8 +115,6 @@ class Session implements Expirable, Tally {
   }
 }
 
-const LOG_EVERY_MS = 5_000;
-
 /**
  * Binds and starts serving. Throws {@linkcode RuntimeError} or
  * {@linkcode UsageError} from binding with a message for the user.
@@ -144,8 +142,8 @@ export function serve(options: ServeOptions = {}): Server {
   };
   const log = getLog();
   const connLog = getLog("conn");
-  const failures = new LogThrottle(LOG_EVERY_MS);
-  const acceptFailures = new LogThrottle(LOG_EVERY_MS);
+  const failures = new LogThrottle(LOG_INTERVAL);
+  const acceptFailures = new LogThrottle(LOG_INTERVAL);
   let onEmpty: (() => void) | undefined;
 
   const gate = new Gate({

@@ -166,9 +166,6 @@ export class Stats implements StatsSource {
   }
 }
 
-/** Default period of the stats line, in milliseconds. */
-export const DEFAULT_STATS_INTERVAL = 60_000;
-
 /** A running stats reporter. */
 export interface StatsReporter {
   /** Stops reporting. */

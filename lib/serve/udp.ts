@@ -15,6 +15,7 @@
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
 import { RuntimeError } from "../errors.ts";
+import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE, LOG_INTERVAL } from "./defaults.ts";
 import { bindPorts, bindSockets } from "./listen.ts";
 import { closeQuietly, formatAddr, hostPort } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
@@ -88,12 +89,6 @@ export interface UdpOptions {
   access?: AccessList;
 }
 
-/** Default per-source UDP rate. */
-export const DEFAULT_UDP_RATE = 100;
-
-/** Default total UDP rate. */
-export const DEFAULT_UDP_MAX_RATE = 10_000;
-
 /** A running UDP echo service. */
 export interface UdpServer {
   /** Bound addresses. */
@@ -121,7 +116,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
   const count: Snapshot = {};
   const add = (counter: Counter, by: number) => count[counter] = (count[counter] ?? 0) + by;
   const log = getLog("udp");
-  const throttle = new LogThrottle(5_000);
+  const throttle = new LogThrottle(LOG_INTERVAL);
 
   function drop(reason: DropReason, from: Deno.NetAddr): void {
     add(UDP_DROPPED[reason], 1);

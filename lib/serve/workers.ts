@@ -14,12 +14,8 @@ import { checkWorkerModule, startWorker } from "../worker.ts";
 import { bind, type StackMode } from "./listen.ts";
 import { formatAddr } from "../net.ts";
 import type { LogOptions } from "../log.ts";
-import {
-  DEFAULT_DRAIN_TIMEOUT,
-  type ServeOptions,
-  type Server,
-  type ShutdownOptions,
-} from "./options.ts";
+import { DEFAULT_DRAIN_TIMEOUT } from "./defaults.ts";
+import type { ServeOptions, Server, ShutdownOptions } from "./options.ts";
 import { type Snapshot, sumSnapshots } from "./stats.ts";
 
 /** First message to a worker. */
