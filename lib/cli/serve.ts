@@ -251,7 +251,8 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     );
   }
   if (workers > 1 && opts.has("tls-cert")) {
-    // Deno's TLS listener does not set SO_REUSEPORT: workers cannot share its port.
+    // The TLS context (Node's SecureContext, reloaded on SIGHUP in this
+    // thread) cannot be sent to a worker.
     throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
   }
   for (const name of ["udp-rate", "udp-max-rate"]) {

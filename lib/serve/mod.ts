@@ -14,7 +14,7 @@ import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import type { Server } from "./options.ts";
 import { readHostName } from "./greeting.ts";
-import { serve } from "./server.ts";
+import { TcpServer } from "./tcp_server.ts";
 import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
@@ -75,7 +75,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
     const options = { ...config.server, tls };
     server = config.workers > 1
       ? await startPool(options, config.workers, config.log)
-      : serve(options);
+      : new TcpServer(options);
     stats = server.stats;
     if (config.udp) {
       const udpServer = udp = serveUdp({
