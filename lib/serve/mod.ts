@@ -13,6 +13,7 @@ import type { ServeConfig } from "./options.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import type { Server } from "./options.ts";
+import { wordForCommandLine } from "./flag_errors.ts";
 import { readHostName } from "./greeting.ts";
 import { TcpServer } from "./tcp_server.ts";
 import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
@@ -100,7 +101,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
     udp?.close();
     await server?.shutdown({ drainTimeout: 0 });
     await closeLogging();
-    throw error;
+    throw wordForCommandLine(error);
   }
 
   // Listen before announcing, so a signal sent on readiness is not lost.

@@ -14,10 +14,9 @@
 
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
-import { RuntimeError } from "../errors.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE, LOG_INTERVAL } from "./defaults.ts";
-import { bindPorts, bindSockets } from "./listen.ts";
-import { closeQuietly, formatAddr, hostPort } from "../net.ts";
+import { bindPorts, bindSockets, explain } from "./listen.ts";
+import { closeQuietly, formatAddr } from "../net.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { Counter, Snapshot, StatsSource } from "./stats.ts";
@@ -228,10 +227,6 @@ function openUdp(hostname: string, port: number): Deno.DatagramConn {
   try {
     return Deno.listenDatagram({ hostname, port, transport: "udp" });
   } catch (error) {
-    const where = hostPort(hostname, port);
-    const message = error instanceof Deno.errors.AddrInUse
-      ? `UDP port ${port} is already in use (${where}): choose another --port`
-      : `cannot listen for UDP on ${where}: ${(error as Error).message}`;
-    throw new RuntimeError(message, { cause: error });
+    throw explain(error, { hostname, port, transport: "udp" });
   }
 }

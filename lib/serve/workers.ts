@@ -10,7 +10,8 @@
  */
 
 import { type AdmissionOptions, sharedAdmissionMemory } from "./admission.ts";
-import { RuntimeError, UsageError } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
+import { OptionsError } from "./errors.ts";
 import { checkWorkerModule, startWorker } from "../worker.ts";
 import { bind, type StackMode } from "./listen.ts";
 import { formatAddr } from "../net.ts";
@@ -51,8 +52,8 @@ const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 /**
  * Starts `count` workers serving `options`, and resolves once all listen.
- * Throws {@linkcode UsageError} where workers cannot run (not Linux, no
- * read permission for echod's own modules under `deno run`). Not for TLS:
+ * Throws {@linkcode OptionsError} where workers cannot run (not Linux), and
+ * a usage error without read permission for echod's own modules under `deno run`). Not for TLS:
  * its context (Node's `SecureContext`, replaced on SIGHUP in the main
  * thread) cannot be sent to a worker, so the command line refuses the
  * combination.
@@ -63,8 +64,9 @@ export async function startPool(
   log: LogOptions,
 ): Promise<Server> {
   if (Deno.build.os !== "linux") {
-    throw new UsageError(
-      `--workers needs Linux, where SO_REUSEPORT spreads connections; on ${Deno.build.os} run one process`,
+    throw new OptionsError(
+      "workers",
+      `needs Linux, where SO_REUSEPORT spreads connections; on ${Deno.build.os} run one process`,
     );
   }
   checkWorkerModule(WORKER_URL);
