@@ -41,6 +41,11 @@ export class Listener {
     });
   }
 
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.#socket.addr as Deno.NetAddr;
+  }
+
   /** The bound address, as `[::]:40007`, with ` (TLS)` when it serves TLS. */
   get address(): string {
     return this.#where + (this.#options.tls ? " (TLS)" : "");

@@ -40,6 +40,8 @@ import type { StackMode } from "./listen.ts";
 export class TcpServer implements Server {
   /** Bound addresses, as `[::]:40007` and `0.0.0.0:40007 (TLS)`. */
   readonly addresses: string[];
+  /** Bound addresses, one per listener. */
+  readonly addrs: Deno.NetAddr[];
   /** The port all listeners share (useful with port 0); the first when there are several. */
   readonly port: number;
   /** Every plain or TLS port served, `port` first (not `tlsPort`). */
@@ -93,6 +95,7 @@ export class TcpServer implements Server {
     });
     this.#listeners = this.#listen(bound.listeners, bound.tls, bound.ports.length > 1);
     this.addresses = this.#listeners.map((listener) => listener.address);
+    this.addrs = this.#listeners.map((listener) => listener.addr);
   }
 
   /**
