@@ -11,12 +11,13 @@
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./options.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
-import { type MetricsServer, serveMetrics } from "./metrics.ts";
+import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import type { Server } from "./options.ts";
 import { wordForCommandLine } from "./flag_errors.ts";
 import { readHostName } from "./greeting.ts";
 import { TcpServer } from "./tcp_server.ts";
-import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
+import { refusedTotal, type StatsSource } from "./stats.ts";
+import { startStatsReporter } from "./stats_line.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
 import { VERSION } from "../version.ts";

@@ -9,7 +9,7 @@
  */
 
 import { getLog, LogThrottle } from "../log.ts";
-import { closeQuietly } from "../net.ts";
+import { closeQuietly, isDisconnect } from "../net.ts";
 import { Admission, type Admitter } from "./admission.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -225,13 +225,4 @@ function echoOf(options: ServeOptions, stats: Stats): Echo {
       ? undefined
       : new Greeting(options.greeting, readHostName()),
   };
-}
-
-function isDisconnect(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.UnexpectedEof ||
-    error instanceof Deno.errors.TimedOut;
 }

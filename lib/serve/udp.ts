@@ -16,7 +16,8 @@ import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
 import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE, LOG_INTERVAL } from "./defaults.ts";
 import { bindPorts, bindSockets, explain } from "./listen.ts";
-import { closeQuietly, formatAddr } from "../net.ts";
+import { closeQuietly, formatAddr, isClosed } from "../net.ts";
+import { fnv1a, FNV_OFFSET } from "../fnv.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { Counter, Snapshot, StatsSource } from "./stats.ts";
@@ -138,9 +139,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
         data = received;
         from = addr as Deno.NetAddr;
       } catch (error) {
-        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
-          return; // closed
-        }
+        if (isClosed(error)) return;
         continue; // e.g. an ICMP error for an earlier reply
       }
       const ip = peerKey(from.hostname);
@@ -214,13 +213,7 @@ class LoopGuard {
 
 /** FNV-1a over the length and the first 256 bytes. */
 function fingerprint(data: Uint8Array): number {
-  let hash = 0x811c9dc5 ^ data.length;
-  const end = Math.min(data.length, 256);
-  for (let i = 0; i < end; i++) {
-    hash ^= data[i];
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
+  return fnv1a(data, Math.min(data.length, 256), FNV_OFFSET ^ data.length);
 }
 
 function openUdp(hostname: string, port: number): Deno.DatagramConn {

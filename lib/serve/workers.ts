@@ -12,7 +12,7 @@
 import { type AdmissionOptions, sharedAdmissionMemory } from "./admission.ts";
 import { RuntimeError } from "../errors.ts";
 import { OptionsError } from "./errors.ts";
-import { checkWorkerModule, startWorker } from "../worker.ts";
+import { checkWorkerModule, startWorker } from "../web_worker.ts";
 import { bind, type StackMode } from "./listen.ts";
 import { formatAddr } from "../net.ts";
 import type { LogOptions } from "../log.ts";
@@ -48,7 +48,7 @@ export type WorkerReport =
   | { kind: "stopped"; stats: Snapshot }
   | { kind: "failed"; error: string };
 
-const WORKER_URL = new URL("./worker.ts", import.meta.url);
+const WORKER_URL = new URL("./worker_thread.ts", import.meta.url);
 
 /**
  * Starts `count` workers serving `options`, and resolves once all listen.
