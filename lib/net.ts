@@ -1,6 +1,7 @@
 /**
  * Small socket helpers shared by every command: `host:port` text, a close
- * that does not throw, and a write that writes everything.
+ * that does not throw, a write that writes everything, and what a socket
+ * error means.
  *
  * @module
  */
@@ -33,15 +34,47 @@ export function closeQuietly(resource: { close(): void }): void {
   }
 }
 
+/** Whether `error` says our own socket was closed (by us): a loop on it should end. */
+export function isClosed(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
+/**
+ * Whether `error` says the peer went away (reset, aborted, gone silent past
+ * the OS's timeout): the end of one connection, not a fault of the server.
+ */
+export function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.UnexpectedEof ||
+    error instanceof Deno.errors.TimedOut;
+}
+
 /** Something bytes can be written to in pieces: a connection, stderr, a file. */
 export interface Writer {
   /** Writes some of `data`; resolves with how much. */
   write(data: Uint8Array): Promise<number>;
 }
 
-/** Writes all of `data`, however many writes it takes. */
-export async function writeAll(to: Writer, data: Uint8Array): Promise<void> {
-  for (let sent = 0; sent < data.length;) sent += await to.write(data.subarray(sent));
+/**
+ * Writes all of `data`, however many writes it takes, adding what each
+ * write took to `tally.bytesOut` when given (so after a failure it says
+ * how much went). The echo loop (`serve/pump.ts`) has its own copy inline:
+ * a call here would add an async frame to every chunk.
+ */
+export async function writeAll(
+  to: Writer,
+  data: Uint8Array,
+  tally?: { bytesOut: number },
+): Promise<void> {
+  for (let sent = 0; sent < data.length;) {
+    const wrote = await to.write(data.subarray(sent));
+    sent += wrote;
+    if (tally !== undefined) tally.bytesOut += wrote;
+  }
 }
 
 /**

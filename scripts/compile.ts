@@ -42,7 +42,7 @@ export const COMPILE_FLAGS = [
   "--allow-run=systemctl,launchctl,netsh.exe",
   "--allow-sys=hostname",
   "--include",
-  "lib/serve/worker.ts",
+  "lib/serve/worker_thread.ts",
   "--include",
   "lib/bench/worker.ts",
 ];

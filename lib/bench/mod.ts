@@ -11,7 +11,7 @@ import type { WorkerRequest } from "./worker.ts";
 import { BENCH_DEFAULTS, type BenchConfig } from "./options.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
-import { checkWorkerModule, startWorker } from "../worker.ts";
+import { checkWorkerModule, startWorker } from "../web_worker.ts";
 
 /** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
 export async function runBench(config: BenchConfig): Promise<number> {

@@ -10,7 +10,7 @@ import { isIP } from "node:net";
 import { UsageError } from "../errors.ts";
 import { canonicalIp } from "../ip.ts";
 import { type Cidr, parseCidr } from "../serve/acl.ts";
-import { DEFAULT_PORT } from "../serve/listen.ts";
+import { DEFAULT_PORT } from "../serve/defaults.ts";
 import type { Target } from "../net.ts";
 
 /**

@@ -6,28 +6,30 @@
 
 import { UsageError } from "../errors.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
-import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "../serve/admission.ts";
-import { DEFAULT_PORT } from "../serve/listen.ts";
 import {
+  DEFAULT_ACCEPT_RATE,
   DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_GREETING,
   DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_LOG_FORMAT,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_CONNS,
+  DEFAULT_MAX_CONNS_PER_IP,
   DEFAULT_MAX_LIFETIME,
+  DEFAULT_PORT,
   DEFAULT_SHUTDOWN_DELAY,
+  DEFAULT_STATS_INTERVAL,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-  type ServeConfig,
-} from "../serve/options.ts";
-import { DEFAULT_STATS_INTERVAL } from "../serve/stats.ts";
-import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE } from "../serve/udp.ts";
+  DEFAULT_UDP_MAX_RATE,
+  DEFAULT_UDP_RATE,
+  DEFAULT_WORKERS,
+} from "../serve/defaults.ts";
+import type { ServeConfig } from "../serve/options.ts";
 import { formatDuration } from "../units.ts";
 import { parseBlock, parseHosts, parseMetricsTarget, parsePort } from "./addresses.ts";
 import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
 import { requirePermission } from "../permissions.ts";
-import {
-  DEFAULT_GREETING,
-  lineBreaker,
-  PLACEHOLDERS,
-  unknownPlaceholder,
-} from "../serve/greeting.ts";
+import { lineBreaker, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
 
 /** The serve command's options. */
 export const SERVE: CommandSpec = {
@@ -108,13 +110,13 @@ export const SERVE: CommandSpec = {
       name: "log-level",
       kind: "string",
       value: "LEVEL",
-      help: `${LOG_LEVELS.join(", ")} (default: info)`,
+      help: `${LOG_LEVELS.join(", ")} (default: ${DEFAULT_LOG_LEVEL})`,
     },
     {
       name: "log-format",
       kind: "string",
       value: "FORMAT",
-      help: "text, or json for JSON Lines (default: text)",
+      help: `text, or json for JSON Lines (default: ${DEFAULT_LOG_FORMAT})`,
     },
     {
       name: "log-file",
@@ -127,7 +129,7 @@ export const SERVE: CommandSpec = {
       kind: "string",
       short: "w",
       value: "N",
-      help: "serve from N threads sharing the port, Linux only (default: 1)",
+      help: `serve from N threads sharing the port, Linux only (default: ${DEFAULT_WORKERS})`,
     },
     {
       name: "allow",
@@ -147,7 +149,8 @@ export const SERVE: CommandSpec = {
       name: "accept-rate",
       kind: "string",
       value: "N",
-      help: "new connections per second from one address, 0 for no limit (default: 0)",
+      help:
+        `new connections per second from one address, 0 for no limit (default: ${DEFAULT_ACCEPT_RATE})`,
     },
     {
       name: "proxy-protocol",
@@ -241,14 +244,15 @@ export function serveConfig(opts: OptionValues): ServeConfig {
   if (!opts.has("proxy-protocol") && trusted.length > 0) {
     throw new UsageError("--trusted-proxy needs --proxy-protocol");
   }
-  const workers = opts.count("workers", 1, 1);
+  const workers = opts.count("workers", DEFAULT_WORKERS, 1);
   if (workers > 1 && ports.length > 1) {
     throw new UsageError(
       "--workers serves one --port: run one process per port, or leave out --workers",
     );
   }
   if (workers > 1 && opts.has("tls-cert")) {
-    // Deno's TLS listener does not set SO_REUSEPORT: workers cannot share its port.
+    // The TLS context (Node's SecureContext, reloaded on SIGHUP in this
+    // thread) cannot be sent to a worker.
     throw new UsageError("--workers cannot serve TLS (--tls-cert): run one process for TLS");
   }
   for (const name of ["udp-rate", "udp-max-rate"]) {
@@ -277,7 +281,7 @@ export function serveConfig(opts: OptionValues): ServeConfig {
       ports: ports.length > 1 ? ports.slice(1) : undefined,
       greeting: greeting(opts),
       access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
-      acceptRate: opts.count("accept-rate", 0),
+      acceptRate: opts.count("accept-rate", DEFAULT_ACCEPT_RATE),
       proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
       maxConns: opts.count("max-conns", DEFAULT_MAX_CONNS),
       maxConnsPerIp: opts.count("max-conns-per-ip", DEFAULT_MAX_CONNS_PER_IP),
@@ -289,8 +293,8 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     // A stats line more often than ten times a second would be a log flood.
     statsInterval: opts.time("stats-interval", DEFAULT_STATS_INTERVAL, 100),
     log: {
-      level: opts.choice("log-level", LOG_LEVELS, "info"),
-      format: opts.choice("log-format", LOG_FORMATS, "text"),
+      level: opts.choice("log-level", LOG_LEVELS, DEFAULT_LOG_LEVEL),
+      format: opts.choice("log-format", LOG_FORMATS, DEFAULT_LOG_FORMAT),
       file: opts.path("log-file"),
     },
     workers,

@@ -57,7 +57,7 @@ export async function runClient(config: ClientConfig): Promise<number> {
     for (;;) {
       const n = await conn.read(buf);
       if (n === null) break;
-      for (let out = 0; out < n;) out += await Deno.stdout.write(buf.subarray(out, n));
+      await writeAll(Deno.stdout, buf.subarray(0, n));
     }
   } catch (error) {
     throw new RuntimeError(`connection to ${where} failed: ${(error as Error).message}`);

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { isClosed, isDisconnect } from "../net.ts";
+
 /** Backoff and error reporting for {@linkcode acceptLoop}. */
 export interface AcceptLoopOptions {
   /**
@@ -44,8 +46,10 @@ export async function acceptLoop(
       conn = await listener.accept();
     } catch (error) {
       if (isClosed(error)) return;
-      if (isPeerFailure(error)) {
-        // The peer gave up before we took it: nothing to wait for.
+      if (isDisconnect(error)) {
+        // The connection died between the handshake and accept() or the
+        // address lookup that follows it (ENOTCONN from getpeername after a
+        // reset): only it is lost, and the next one may be waiting.
         options.onError(error as Error, 0);
         continue;
       }
@@ -57,20 +61,6 @@ export async function acceptLoop(
     backoff = 0;
     onConn(conn);
   }
-}
-
-function isClosed(error: unknown): boolean {
-  return error instanceof Deno.errors.BadResource ||
-    error instanceof Deno.errors.Interrupted;
-}
-
-// The connection died between the handshake and accept() or the address
-// lookup that follows it (ENOTCONN from getpeername after a reset): only
-// that connection is lost, and the next one may be waiting.
-function isPeerFailure(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.NotConnected;
 }
 
 function delay(ms: number): Promise<void> {

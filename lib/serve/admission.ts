@@ -6,7 +6,9 @@
  * @module
  */
 
+import { fnv1a } from "../fnv.ts";
 import { canonicalIp } from "../ip.ts";
+import { DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP } from "./defaults.ts";
 
 /** Why a connection was refused. */
 export type RefusalReason = "max-conns" | "max-conns-per-ip";
@@ -25,11 +27,8 @@ export interface AdmissionOptions {
   maxConnsPerIp?: number;
 }
 
-/** Default total connection limit. */
-export const DEFAULT_MAX_CONNS = 10_000;
-
-/** Default per-address connection limit. */
-export const DEFAULT_MAX_CONNS_PER_IP = 64;
+// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
+export { DEFAULT_MAX_CONNS } from "./defaults.ts";
 
 /** Counts admitted connections, in total and per peer address, exactly, in one thread. */
 export class Admission implements Admitter {
@@ -149,12 +148,12 @@ function reserve(counters: Int32Array, i: number, limit: number): boolean {
   }
 }
 
+/** Room for any address text (IPv6 with a zone is under 64 bytes). */
+const keyBytes = new Uint8Array(256);
+const encoder = new TextEncoder();
+
 /** FNV-1a over the address text, folded to a bucket index. */
 function bucketOf(ip: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < ip.length; i++) {
-    hash ^= ip.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) & (BUCKETS - 1);
+  const { written } = encoder.encodeInto(ip, keyBytes);
+  return fnv1a(keyBytes, written) & (BUCKETS - 1);
 }

@@ -13,6 +13,7 @@ import { closeQuietly, hostPort } from "../net.ts";
 import { AccessList, type AccessListOptions, type Cidr } from "./acl.ts";
 import { type Admitter, peerKey } from "./admission.ts";
 import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
+import { LOG_INTERVAL } from "./defaults.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { REFUSED, type RefusedBy, refusedTotal, type Stats } from "./stats.ts";
 
@@ -61,8 +62,6 @@ export interface GateOptions {
 /** How long a trusted proxy has to send its PROXY header. */
 const PROXY_HEADER_TIMEOUT = 10_000;
 
-const LOG_EVERY_MS = 5_000;
-
 /** Admits or refuses each arriving connection. */
 export class Gate {
   #options: GateOptions;
@@ -70,7 +69,7 @@ export class Gate {
   #rate?: RateLimiter;
   #trusted?: AccessList;
   #awaitingHeader = new Set<Deno.Conn>();
-  #throttle = new LogThrottle(LOG_EVERY_MS);
+  #throttle = new LogThrottle(LOG_INTERVAL);
   #closed = false;
   #log = getLog();
 

@@ -12,10 +12,6 @@ import { canonicalIp } from "../ip.ts";
 import { hostPort } from "../net.ts";
 import { VERSION } from "../version.ts";
 
-/** The template `--greeting` uses when given without one. */
-export const DEFAULT_GREETING =
-  "echod {version} on {host} ({local}, {transport}): you are {client}{via}";
-
 /** The placeholders a template may use, and what each becomes. */
 export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   host: "the server's host name (its local address when the name may not be read)",

@@ -6,8 +6,16 @@
  * @module
  */
 
-import { RuntimeError, UsageError } from "../errors.ts";
-import { hostPort } from "../net.ts";
+import { DEFAULT_PORT } from "./defaults.ts";
+import {
+  AddressNotLocalError,
+  BindError,
+  type BindTarget,
+  HostsOverlapError,
+  NetPermissionError,
+  PortInUseError,
+  PrivilegedPortError,
+} from "./errors.ts";
 
 /** What to bind. */
 export interface BindOptions {
@@ -29,8 +37,8 @@ export interface BindOptions {
   reusePort?: boolean;
 }
 
-/** Default TCP port (RFC 862 assigns 7, which needs privilege). */
-export const DEFAULT_PORT = 40007;
+// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
+export { DEFAULT_PORT } from "./defaults.ts";
 
 /** How the default, all-addresses binding came out on this host. */
 export type StackMode =
@@ -56,10 +64,11 @@ export interface Binding<T = Deno.Listener> {
 }
 
 /**
- * Opens the listeners. Throws {@linkcode RuntimeError} with a one-line
- * reason when the OS refuses (port in use, privileged port), and
- * {@linkcode UsageError} when Deno lacks network permission; in either case
- * nothing stays open.
+ * Opens the listeners. Throws a {@linkcode BindError} when the OS refuses
+ * (its subclasses name the common reasons: {@linkcode PortInUseError},
+ * {@linkcode PrivilegedPortError}, {@linkcode AddressNotLocalError},
+ * {@linkcode NetPermissionError}) and {@linkcode HostsOverlapError} when
+ * two of `hosts` overlap; in any case nothing stays open.
  */
 export function bind(options: BindOptions = {}): Binding {
   const port = options.port ?? DEFAULT_PORT;
@@ -72,7 +81,7 @@ export function bind(options: BindOptions = {}): Binding {
  * Binds one socket per address in `hosts`, or when `hosts` is empty, every
  * IPv6 and IPv4 address: `::` first, then `0.0.0.0` on the same port unless
  * `::` already takes IPv4, or `0.0.0.0` alone where the host has no IPv6.
- * `open` must throw a {@linkcode RuntimeError} whose `cause` is the OS error.
+ * `open` must throw a {@linkcode BindError} whose `cause` is the OS error.
  * Shared by TCP and UDP; nothing stays open when it throws.
  */
 export function bindSockets<T extends { addr: Deno.Addr; close(): void }>(
@@ -133,8 +142,7 @@ function bindAll<T extends { addr: Deno.Addr; close(): void }>(
     // (Linux, macOS). On Windows `::` is IPv6-only: there the IPv4 port is
     // another program's, and echod must say so rather than serve IPv6 alone.
     if (
-      Deno.build.os !== "windows" &&
-      error instanceof RuntimeError && isCause(error, Deno.errors.AddrInUse)
+      Deno.build.os !== "windows" && error instanceof PortInUseError
     ) {
       return { listeners: [v6], port: portOf(v6), mode: "dual-stack" };
     }
@@ -148,7 +156,7 @@ function bindAll<T extends { addr: Deno.Addr; close(): void }>(
  * sockets already takes it: `::` also takes IPv4 where the OS is dual-stack.
  */
 function overlap(error: unknown, hostname: string, bound: string[]): Error | undefined {
-  if (!(error instanceof RuntimeError) || !isCause(error, Deno.errors.AddrInUse)) return undefined;
+  if (!(error instanceof PortInUseError)) return undefined;
   const v4 = !hostname.includes(":");
   const wildcard = bound.includes("::") && v4
     ? "::"
@@ -156,48 +164,27 @@ function overlap(error: unknown, hostname: string, bound: string[]): Error | und
     ? bound.find((h) => !h.includes(":"))
     : undefined;
   if (wildcard === undefined) return undefined;
-  const [a, b] = hostname === "::" ? ["::", wildcard] : [wildcard, hostname];
-  return new UsageError(
-    `--host ${a} also takes IPv4 on this host (dual-stack), so it overlaps --host ${b}: leave out one of them`,
-  );
+  return new HostsOverlapError(hostname === "::" ? wildcard : hostname, { cause: error });
 }
 
 function open(hostname: string, port: number, reusePort: boolean): Deno.Listener {
   try {
     return Deno.listen({ hostname, port, transport: "tcp", reusePort });
   } catch (error) {
-    throw explain(error, hostname, port);
+    throw explain(error, { hostname, port, transport: "tcp" });
   }
 }
 
-function explain(error: unknown, hostname: string, port: number): Error {
-  const where = hostPort(hostname, port);
-  if (error instanceof Deno.errors.NotCapable) {
-    return new UsageError(
-      "echod serve needs network permission: add --allow-net to the deno command",
-    );
+/** The typed error for the OS's refusal to bind `target`. Shared by TCP and UDP. */
+export function explain(error: unknown, target: BindTarget): BindError {
+  const cause = { cause: error };
+  if (error instanceof Deno.errors.NotCapable) return new NetPermissionError(target, cause);
+  if (error instanceof Deno.errors.AddrInUse) return new PortInUseError(target, cause);
+  if (error instanceof Deno.errors.PermissionDenied && target.port < 1024) {
+    return new PrivilegedPortError(target, cause);
   }
-  let message: string;
-  if (error instanceof Deno.errors.AddrInUse) {
-    message =
-      `port ${port} is already in use (${where}): stop the program using it or choose another --port`;
-  } else if (error instanceof Deno.errors.PermissionDenied && port < 1024) {
-    message =
-      `the OS denied listening on ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE; choose --port 1024 or above`;
-  } else if (error instanceof Deno.errors.AddrNotAvailable) {
-    message =
-      `address ${hostname} is not on this machine: use one of its addresses or leave out --host`;
-  } else {
-    message = `cannot listen on ${where}: ${(error as Error).message}`;
-  }
-  return new RuntimeError(message, { cause: error });
-}
-
-function isCause(
-  error: Error,
-  kind: abstract new (...args: never[]) => Error,
-): boolean {
-  return error.cause instanceof kind;
+  if (error instanceof Deno.errors.AddrNotAvailable) return new AddressNotLocalError(target, cause);
+  return new BindError(target, cause);
 }
 
 function isNoIpv6(error: unknown): boolean {

@@ -11,11 +11,13 @@
 import { AccessList } from "./acl.ts";
 import type { ServeConfig } from "./options.ts";
 import { closeLogging, getLog, reopenLog, setupLogging } from "../log.ts";
-import { type MetricsServer, serveMetrics } from "./metrics.ts";
+import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import type { Server } from "./options.ts";
+import { wordForCommandLine } from "./flag_errors.ts";
 import { readHostName } from "./greeting.ts";
-import { serve } from "./server.ts";
-import { refusedTotal, startStatsReporter, type StatsSource } from "./stats.ts";
+import { TcpServer } from "./tcp_server.ts";
+import { refusedTotal, type StatsSource } from "./stats.ts";
+import { startStatsReporter } from "./stats_line.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
 import { VERSION } from "../version.ts";
@@ -79,7 +81,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
     const options = { ...config.server, tls };
     server = config.workers > 1
       ? await startPool(options, config.workers, config.log)
-      : serve(options);
+      : new TcpServer(options);
     stats = server.stats;
     if (config.udp) {
       const udpServer = udp = serveUdp({
@@ -104,7 +106,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
     udp?.close();
     await server?.shutdown({ drainTimeout: 0 });
     await closeLogging();
-    throw error;
+    throw wordForCommandLine(error);
   }
 
   // Listen before announcing, so a signal sent on readiness is not lost.

@@ -1,6 +1,7 @@
 /**
- * What a server can be told, its defaults, and what it gives back: the
- * vocabulary shared by the server, its workers and the command line.
+ * What a server can be told and what it gives back: the vocabulary shared
+ * by the server, its workers and the command line. The defaults are in
+ * `defaults.ts`.
  *
  * @module
  */
@@ -28,7 +29,7 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
   /**
    * Buffers of the echo loop: the size a connection idles with, and the
    * size and number of the large buffers lent to bursts.
-   * @default {{ minBuffer: 1024, maxBuffer: 65024, poolBuffers: 256 }}
+   * @default {{ minBuffer: 256, maxBuffer: 65024, poolBuffers: 256 }}
    */
   buffers?: { minBuffer?: number; maxBuffer?: number; poolBuffers?: number };
   /**
@@ -75,24 +76,6 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    */
   ports?: number[];
 }
-
-/** Default idle timeout: five minutes. */
-export const DEFAULT_IDLE_TIMEOUT = 300_000;
-
-/** Default maximum connection lifetime: one hour. */
-export const DEFAULT_MAX_LIFETIME = 3_600_000;
-
-/** Default time a client has to complete the TLS handshake: five seconds. */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 5_000;
-
-/** Default time open connections get to finish on shutdown: ten seconds. */
-export const DEFAULT_DRAIN_TIMEOUT = 10_000;
-
-/**
- * Default time echod goes on accepting after SIGTERM while `/readyz` says
- * it is draining: none.
- */
-export const DEFAULT_SHUTDOWN_DELAY = 0;
 
 /** How {@linkcode Server.shutdown} treats open connections. */
 export interface ShutdownOptions {

@@ -22,6 +22,8 @@
  * @module
  */
 
+import { DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER, DEFAULT_POOL_BUFFERS } from "./defaults.ts";
+
 /** Byte counters the loop advances as data moves. */
 export interface Tally {
   /** Bytes read from peers. */
@@ -56,26 +58,11 @@ export interface PumpOptions {
   early?: Uint8Array;
 }
 
-/** Default size of the smallest buffer a connection waits on, and starts with. */
-export const DEFAULT_MIN_BUFFER = 256;
-
 /** Size of the largest buffer of a connection's own: the most an idle connection waits on. */
 export const MEDIUM_BUFFER = 4096;
 
 /** Drained bursts in a row that fit a smaller buffer before the connection's own shrinks. */
 const SHRINK_AFTER = 8;
-
-/**
- * Default size of a pooled buffer: 64 KiB less 512 bytes. Not a power of
- * two on purpose: a read that fills the buffer is taken to mean more is
- * waiting, and a transfer sent in power-of-two chunks then rarely ends
- * exactly at a full read, which would leave the connection waiting on a
- * pooled buffer.
- */
-export const DEFAULT_MAX_BUFFER = 65_024;
-
-/** Default number of large buffers a pool lends at once: about 16 MiB. */
-export const DEFAULT_POOL_BUFFERS = 256;
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {
@@ -157,25 +144,25 @@ export async function pump(
   let buf = own;
   // A view of the bytes last read; rebuilt only when their count changes,
   // so fixed-size traffic reuses one view.
-  let view = buf;
+  let view: Uint8Array = buf;
+  // Bytes of `view` to echo: none before the first read, or the bytes that
+  // came with a PROXY header, which take the same path as a read.
+  let n = 0;
+  if (options.early !== undefined && options.early.length > 0) {
+    view = options.early;
+    n = view.length;
+    state.bytesIn += n;
+    totals.bytesIn += n;
+  }
   // Bytes read since the socket was last found drained.
   let burst = 0;
   // Drained bursts in a row that a smaller own buffer would have held.
   let smaller = 0;
   try {
-    if (options.early !== undefined && options.early.length > 0) {
-      state.bytesIn += options.early.length;
-      totals.bytesIn += options.early.length;
-      await writeCounted(conn, options.early, state, totals);
-    }
+    // Echo, adapt the buffer, read: with nothing to echo yet, the first
+    // round only reads (own already fits a burst of 0).
     for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) return;
-      state.bytesIn += n;
-      totals.bytesIn += n;
-      if (view.length !== n) {
-        view = n === buf.length ? buf : buf.subarray(0, n);
-      }
+      // `writeAll` (net.ts) inline: a call would add an async frame per chunk.
       for (let sent = 0; sent < n;) {
         const w = await conn.write(sent === 0 ? view : view.subarray(sent));
         sent += w;
@@ -211,6 +198,14 @@ export async function pump(
       }
       // Let go of the last chunk's view too, or it would keep a returned buffer.
       if (view.buffer !== buf.buffer) view = buf;
+      const read = await conn.read(buf);
+      if (read === null) return;
+      n = read;
+      state.bytesIn += n;
+      totals.bytesIn += n;
+      if (view.length !== n) {
+        view = n === buf.length ? buf : buf.subarray(0, n);
+      }
     }
   } finally {
     if (borrowed !== undefined) pool.give(borrowed);
@@ -230,14 +225,4 @@ function ownSize(burst: number, least: number): number {
     if (burst < size) return size;
   }
   return least * 4 <= MEDIUM_BUFFER ? least * 4 : least;
-}
-
-/** Writes all of `data`, advancing both tallies. */
-async function writeCounted(conn: Deno.Conn, data: Uint8Array, state: Tally, totals: Tally) {
-  for (let sent = 0; sent < data.length;) {
-    const w = await conn.write(data.subarray(sent));
-    sent += w;
-    state.bytesOut += w;
-    totals.bytesOut += w;
-  }
 }

@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
 import type { RefusalReason } from "./admission.ts";
 import type { ExpiryReason } from "./sweep.ts";
 
@@ -164,57 +163,4 @@ export class Stats implements StatsSource {
   ports(): PortCounts[] {
     return [...this.byPort.values()].map((counts) => ({ ...counts }));
   }
-}
-
-/** Default period of the stats line, in milliseconds. */
-export const DEFAULT_STATS_INTERVAL = 60_000;
-
-/** A running stats reporter. */
-export interface StatsReporter {
-  /** Stops reporting. */
-  stop(): void;
-}
-
-/**
- * Logs `stats` at info level every `intervalMs`, with byte and accept rates
- * over the last interval. Returns `undefined` when `intervalMs` is 0.
- */
-export function startStatsReporter(
-  stats: StatsSource,
-  intervalMs: number,
-  log: Logger,
-): StatsReporter | undefined {
-  if (intervalMs <= 0) return undefined;
-  let lastAt = performance.now();
-  let last = stats.snapshot();
-  const id = setInterval(function report() {
-    const nowAt = performance.now();
-    const now = stats.snapshot();
-    const seconds = (nowAt - lastAt) / 1_000;
-    const rate = (counter: Counter) =>
-      round(((now[counter] ?? 0) - (last[counter] ?? 0)) / seconds);
-    log.info(
-      "stats: {active} active, {accepted} accepted, {refused} refused, " +
-        "{bytesIn} bytes in, {bytesOut} bytes out, " +
-        "{acceptRate} conn/s, {inRate} B/s in, {outRate} B/s out",
-      {
-        ...now,
-        refused: refusedTotal(now),
-        acceptRate: rate("accepted"),
-        inRate: rate("bytesIn"),
-        outRate: rate("bytesOut"),
-      },
-    );
-    last = now;
-    lastAt = nowAt;
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(id);
-    },
-  };
-}
-
-function round(x: number): number {
-  return Math.round(x * 10) / 10;
 }

@@ -14,9 +14,10 @@
 
 import type { AccessList } from "./acl.ts";
 import { peerKey } from "./admission.ts";
-import { RuntimeError } from "../errors.ts";
-import { bindPorts, bindSockets } from "./listen.ts";
-import { closeQuietly, formatAddr, hostPort } from "../net.ts";
+import { DEFAULT_UDP_MAX_RATE, DEFAULT_UDP_RATE, LOG_INTERVAL } from "./defaults.ts";
+import { bindPorts, bindSockets, explain } from "./listen.ts";
+import { closeQuietly, formatAddr, isClosed } from "../net.ts";
+import { fnv1a, FNV_OFFSET } from "../fnv.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { Counter, Snapshot, StatsSource } from "./stats.ts";
@@ -88,12 +89,6 @@ export interface UdpOptions {
   access?: AccessList;
 }
 
-/** Default per-source UDP rate. */
-export const DEFAULT_UDP_RATE = 100;
-
-/** Default total UDP rate. */
-export const DEFAULT_UDP_MAX_RATE = 10_000;
-
 /** A running UDP echo service. */
 export interface UdpServer {
   /** Bound addresses. */
@@ -121,7 +116,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
   const count: Snapshot = {};
   const add = (counter: Counter, by: number) => count[counter] = (count[counter] ?? 0) + by;
   const log = getLog("udp");
-  const throttle = new LogThrottle(5_000);
+  const throttle = new LogThrottle(LOG_INTERVAL);
 
   function drop(reason: DropReason, from: Deno.NetAddr): void {
     add(UDP_DROPPED[reason], 1);
@@ -144,9 +139,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
         data = received;
         from = addr as Deno.NetAddr;
       } catch (error) {
-        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
-          return; // closed
-        }
+        if (isClosed(error)) return;
         continue; // e.g. an ICMP error for an earlier reply
       }
       const ip = peerKey(from.hostname);
@@ -220,23 +213,13 @@ class LoopGuard {
 
 /** FNV-1a over the length and the first 256 bytes. */
 function fingerprint(data: Uint8Array): number {
-  let hash = 0x811c9dc5 ^ data.length;
-  const end = Math.min(data.length, 256);
-  for (let i = 0; i < end; i++) {
-    hash ^= data[i];
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
+  return fnv1a(data, Math.min(data.length, 256), FNV_OFFSET ^ data.length);
 }
 
 function openUdp(hostname: string, port: number): Deno.DatagramConn {
   try {
     return Deno.listenDatagram({ hostname, port, transport: "udp" });
   } catch (error) {
-    const where = hostPort(hostname, port);
-    const message = error instanceof Deno.errors.AddrInUse
-      ? `UDP port ${port} is already in use (${where}): choose another --port`
-      : `cannot listen for UDP on ${where}: ${(error as Error).message}`;
-    throw new RuntimeError(message, { cause: error });
+    throw explain(error, { hostname, port, transport: "udp" });
   }
 }

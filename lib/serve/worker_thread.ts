@@ -9,7 +9,7 @@
 import { SharedAdmission } from "./admission.ts";
 import { closeLogging, setupLogging } from "../log.ts";
 import type { Server } from "./options.ts";
-import { serve } from "./server.ts";
+import { TcpServer } from "./tcp_server.ts";
 import type { WorkerCommand, WorkerInit, WorkerReport } from "./workers.ts";
 
 // This file runs as a worker, where `self` is the worker scope; the
@@ -29,7 +29,7 @@ scope.onmessage = async function onMessage(event) {
   if (message.kind === "init") {
     try {
       await setupLogging(message.log);
-      server = serve({
+      server = new TcpServer({
         ...message.server,
         hosts: message.hosts,
         port: message.port,
