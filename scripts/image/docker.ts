@@ -44,40 +44,45 @@ function dockerPrograms(): string[] {
  * one line saying what to do when there is none or dockerd is not running.
  */
 export async function findDocker(): Promise<Docker> {
+  const client = await findClient();
+  const answer = await daemonAnswer(client);
+  if (answer !== undefined) {
+    throw new ImageError(
+      `dockerd is not running (${answer}): start it ` +
+        "(sudo systemctl start docker, or sudo dockerd &) and try again",
+    );
+  }
+  return client;
+}
+
+/** The first Docker client on PATH that can build with BuildKit (dockerd unchecked). */
+export async function findClient(): Promise<Docker> {
   const programs = dockerPrograms();
   if (programs.length === 0) {
     throw new ImageError(
       "docker is not installed: install Docker (the docker.io package on Debian and Ubuntu)",
     );
   }
-  let docker: Docker | undefined;
   for (const program of programs) {
-    if (await succeeds(program, ["buildx", "version"])) {
-      docker = { program, buildx: true };
-      break;
-    }
+    if (await succeeds(program, ["buildx", "version"])) return { program, buildx: true };
     const version = /version (\d+)\./.exec(await run(program, ["--version"], "").catch(() => ""));
-    if (version && Number(version[1]) < 23) {
-      docker = { program, buildx: false };
-      break;
-    }
+    if (version && Number(version[1]) < 23) return { program, buildx: false };
   }
-  if (!docker) {
-    throw new ImageError(
-      `${programs[0]} cannot build with BuildKit: install its buildx plugin (docker-buildx)`,
-    );
-  }
+  throw new ImageError(
+    `${programs[0]} cannot build with BuildKit: install its buildx plugin (docker-buildx)`,
+  );
+}
+
+/** Undefined when dockerd answers `client`; else why not (one line). */
+export async function daemonAnswer(client: Docker): Promise<string | undefined> {
   try {
-    await run(docker.program, ["version", "--format", "{{.Server.Version}}"], "", {
+    await run(client.program, ["version", "--format", "{{.Server.Version}}"], "", {
       label: "docker version",
     });
+    return undefined;
   } catch (error) {
-    throw new ImageError(
-      `dockerd is not running (${(error as Error).message}): start it ` +
-        "(sudo systemctl start docker, or sudo dockerd &) and try again",
-    );
+    return (error as Error).message;
   }
-  return docker;
 }
 
 /** Runs `docker args…` and returns its stdout; an {@linkcode ImageError} when it fails. */
