@@ -103,23 +103,37 @@ export async function buildImage(
   return { tag, platform: platform.name, size };
 }
 
+const USAGE = "usage: deno task image [--platform linux/amd64|linux/arm64] [--tag NAME]";
+
 if (import.meta.main) {
   try {
     const { values } = parseArgs({
       args: Deno.args,
-      options: { platform: { type: "string" }, tag: { type: "string" } },
+      options: {
+        platform: { type: "string" },
+        tag: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     });
+    if (values.help) {
+      console.log(`${USAGE}\n(default: this machine's architecture, tag ${DEFAULT_TAG})`);
+      Deno.exit(0);
+    }
     const platform = values.platform === undefined ? hostPlatform() : platformOf(values.platform);
     const built = await buildImage(platform, { tag: values.tag });
     console.log(
       `image: ${built.tag} (${built.platform}), ${(built.size / 1e6).toFixed(1)} MB`,
     );
   } catch (error) {
-    const usage = error instanceof UsageError ||
-      (error instanceof TypeError && "code" in error &&
-        String(error.code).startsWith("ERR_PARSE_ARGS"));
-    if (!usage && !(error instanceof ImageError)) throw error;
-    console.error(`image: ${(error as Error).message}`);
-    Deno.exit(usage ? 2 : 1);
+    // node:util's parseArgs throws a TypeError with an ERR_PARSE_ARGS_* code.
+    const parse = error instanceof TypeError && "code" in error &&
+      String(error.code).startsWith("ERR_PARSE_ARGS");
+    if (parse) {
+      console.error(`image: ${error.message} (${USAGE})`);
+      Deno.exit(2);
+    }
+    if (!(error instanceof UsageError || error instanceof ImageError)) throw error;
+    console.error(`image: ${error.message}`);
+    Deno.exit(error instanceof UsageError ? 2 : 1);
   }
 }

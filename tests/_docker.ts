@@ -44,6 +44,8 @@ export interface DockerSession {
   client: Docker;
   /** Whether this session started dockerd. */
   started: boolean;
+  /** How long dockerd took to listen, when this session started it (seconds, rounded). */
+  startSeconds?: string;
   /** Stops dockerd if this session started it. */
   close(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function openDocker(): Promise<DockerSession> {
   if (await daemonAnswer(client) === undefined) {
     return { client, started: false, close: () => Promise.resolve() };
   }
+  const start = performance.now();
   const daemon = new Deno.Command("dockerd", { stdin: "null", stdout: "null", stderr: "piped" })
     .spawn();
   const lines = daemon.stderr.pipeThrough(new TextDecoderStream()).getReader();
@@ -82,6 +85,7 @@ export async function openDocker(): Promise<DockerSession> {
   return {
     client,
     started: true,
+    startSeconds: ((performance.now() - start) / 1000).toFixed(1),
     async close() {
       daemon.kill("SIGTERM");
       await daemon.status;
@@ -144,8 +148,10 @@ async function* walk(dir: string): AsyncGenerator<string> {
 
 /** How to run a container. */
 export interface ContainerOptions {
-  /** Container ports to publish on 127.0.0.1 (TCP; each gets a free host port). */
+  /** Container TCP ports to publish on 127.0.0.1 (each gets a free host port). @default {[40007]} */
   publish?: number[];
+  /** Container UDP ports to publish on 127.0.0.1. */
+  publishUdp?: number[];
   /** Environment variables. */
   env?: Record<string, string>;
   /** The container's host name. */
@@ -160,8 +166,10 @@ export class Container {
   readonly name: string;
   /** Its log, records and exit, through the attached `docker run`. */
   readonly echod: Echod;
-  /** Host ports on 127.0.0.1 by container port. */
+  /** Host TCP ports on 127.0.0.1 by container port. */
   readonly ports = new Map<number, number>();
+  /** Host UDP ports on 127.0.0.1 by container port. */
+  readonly udpPorts = new Map<number, number>();
   readonly #session: DockerSession;
 
   constructor(session: DockerSession, name: string, echod: Echod) {
@@ -199,7 +207,8 @@ export async function runContainer(
   options: ContainerOptions = {},
 ): Promise<Container> {
   const name = `echod-test-${crypto.randomUUID().slice(0, 8)}`;
-  const publish = options.publish ?? [40007];
+  const publish = (options.publish ?? [40007]).map((port) => ({ port, protocol: "tcp" }));
+  publish.push(...(options.publishUdp ?? []).map((port) => ({ port, protocol: "udp" })));
   const args = [
     "run",
     "--name",
@@ -210,7 +219,7 @@ export async function runContainer(
       [key, value],
     ) => ["--env", `${key}=${value}`]),
     // An empty host port: the kernel picks a free one, as with port 0.
-    ...publish.flatMap((port) => ["--publish", `127.0.0.1::${port}`]),
+    ...publish.flatMap(({ port, protocol }) => ["--publish", `127.0.0.1::${port}/${protocol}`]),
     image,
     "--log-format",
     "json",
@@ -234,13 +243,11 @@ export async function runContainer(
         );
       }),
     ]);
-    for (const port of publish) {
-      const mapping = await docker(session.client, ["port", name, `${port}/tcp`]);
+    for (const { port, protocol } of publish) {
+      const mapping = await docker(session.client, ["port", name, `${port}/${protocol}`]);
       const host = /^127\.0\.0\.1:(\d+)$/m.exec(mapping);
-      if (!host) {
-        throw new Error(`port ${port} of ${name} is not published on 127.0.0.1: ${mapping}`);
-      }
-      container.ports.set(port, Number(host[1]));
+      if (!host) throw new Error(`${port}/${protocol} of ${name} is not on 127.0.0.1: ${mapping}`);
+      (protocol === "tcp" ? container.ports : container.udpPorts).set(port, Number(host[1]));
     }
   } catch (error) {
     await container.remove();

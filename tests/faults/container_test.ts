@@ -18,9 +18,11 @@ import {
   pattern,
   readExactly,
   roundTrip,
+  udpSocket,
   writeAll,
 } from "../_client.ts";
-import { skipUnless } from "../_echod.ts";
+import { linuxOnly, skipUnless } from "../_echod.ts";
+import { has } from "../_programs.ts";
 import {
   type Container,
   type ContainerOptions,
@@ -80,23 +82,41 @@ Deno.test({
     const buildStart = performance.now();
     image = await testImage(session);
     console.log(
-      `image ${image} ready in ${((performance.now() - buildStart) / 1000).toFixed(1)} s`,
+      `image ${image} ready in ${((performance.now() - buildStart) / 1000).toFixed(1)} s` +
+        (session.started ? ` (dockerd started for this run in ${session.startSeconds} s)` : ""),
     );
 
-    await t.step("echoes over IPv4 through a port published on 127.0.0.1", async () => {
-      await withContainer({}, async (echod) => {
-        const conn = await connect("127.0.0.1", echod.ports.get(40007)!);
-        try {
-          const data = pattern(1 * MiB, 7);
-          await Promise.all([
-            writeAll(conn, data),
-            readExactly(conn, data.length).then((back) => assert.deepEqual(back, data)),
-          ]);
-        } finally {
-          closeQuietly(conn);
-        }
-      });
-    });
+    await t.step(
+      "echoes TCP and UDP (ECHOD_UDP) over IPv4 through ports published on 127.0.0.1",
+      async () => {
+        await withContainer({ publishUdp: [40007], env: { ECHOD_UDP: "true" } }, async (echod) => {
+          const conn = await connect("127.0.0.1", echod.ports.get(40007)!);
+          try {
+            const data = pattern(1 * MiB, 7);
+            await Promise.all([
+              writeAll(conn, data),
+              readExactly(conn, data.length).then((back) => assert.deepEqual(back, data)),
+            ]);
+          } finally {
+            closeQuietly(conn);
+          }
+          const socket = udpSocket("127.0.0.1");
+          try {
+            const datagram = pattern(512, 9);
+            const to = {
+              transport: "udp" as const,
+              hostname: "127.0.0.1",
+              port: echod.udpPorts.get(40007)!,
+            };
+            await socket.send(datagram, to);
+            const [back] = await socket.receive();
+            assert.deepEqual(back, datagram);
+          } finally {
+            socket.close();
+          }
+        });
+      },
+    );
 
     await t.step("the greeting names the container's host name and an env variable", async () => {
       await withContainer({
@@ -226,7 +246,10 @@ Deno.test({
             const stopped = performance.now() - stopAsked;
             assert.equal(received, data.length);
             assert.equal(await echod.inspect("{{.State.ExitCode}}"), "0");
-            await echod.echod.waitForMessage("stopped");
+            assert.ok(stopped >= 3000, `stopped ${stopped} ms after SIGTERM, within the delay`);
+            const totals = await echod.echod.waitForMessage("stopped");
+            assert.equal(totals.bytesIn, data.length + "late".length);
+            assert.equal(totals.bytesOut, data.length + "late".length);
             console.log(
               `64 MiB echoed in ${(transfer / 1000).toFixed(2)} s through docker stop; ` +
                 `stopped ${(stopped / 1000).toFixed(2)} s after it was asked (--shutdown-delay 3s)`,
@@ -307,3 +330,58 @@ async function elfHeader(
   assert.ok(output.success, new TextDecoder().decode(output.stderr));
   return output.stdout.subarray(512, 532);
 }
+
+/** Runs scripts/image.ts with `args` and `env`; its exit code and stderr. */
+async function imageScript(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "scripts/image.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr).trim() };
+}
+
+Deno.test({
+  name: "deno task image: one-line errors for a bad platform or option, no docker, no dockerd",
+  ignore: linuxOnly("the image script's errors", "Docker Engine (Linux)"),
+}, async () => {
+  assert.deepEqual(await imageScript(["--platform", "linux/riscv64"]), {
+    code: 2,
+    stderr: "image: unknown platform linux/riscv64: use linux/amd64 or linux/arm64",
+  });
+  const option = await imageScript(["--plattform", "linux/arm64"]);
+  assert.equal(option.code, 2);
+  assert.match(option.stderr, /^image: Unknown option '--plattform'/);
+  assert.doesNotMatch(option.stderr, /\n/);
+  // No docker on PATH.
+  assert.deepEqual(await imageScript([], { PATH: "/nonexistent" }), {
+    code: 1,
+    stderr:
+      "image: docker is not installed: install Docker (the docker.io package on Debian and Ubuntu)",
+  });
+  if (!has("docker")) {
+    console.log("skipping the no-dockerd case: docker is not installed");
+    return;
+  }
+  // A client whose daemon does not answer.
+  const noDaemon = await imageScript([], { DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+  assert.equal(noDaemon.code, 1);
+  assert.match(
+    noDaemon.stderr,
+    /^image: dockerd is not running \(docker version failed: .*\): start it \(sudo systemctl start docker, or sudo dockerd &\) and try again$/,
+  );
+});
