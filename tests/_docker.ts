@@ -156,6 +156,8 @@ export interface ContainerOptions {
   env?: Record<string, string>;
   /** The container's host name. */
   hostname?: string;
+  /** Host folders mounted read-only, by the path they get in the container. */
+  mounts?: Record<string, string>;
   /** Arguments after the image (echod serve flags). */
   args?: string[];
 }
@@ -215,6 +217,9 @@ export async function runContainer(
     name,
     "--read-only",
     ...(options.hostname ? ["--hostname", options.hostname] : []),
+    ...Object.entries(options.mounts ?? {}).flatMap((
+      [target, source],
+    ) => ["--volume", `${source}:${target}:ro`]),
     ...Object.entries(options.env ?? {}).flatMap((
       [key, value],
     ) => ["--env", `${key}=${value}`]),

@@ -23,6 +23,7 @@ import {
 } from "../_client.ts";
 import { linuxOnly, skipUnless } from "../_echod.ts";
 import { has } from "../_programs.ts";
+import { connectTls, HAS_OPENSSL, testCertificates } from "../_tls.ts";
 import {
   type Container,
   type ContainerOptions,
@@ -178,6 +179,39 @@ Deno.test({
         assert.match(status, /^Gid:\s+65532\s+65532\s+65532\s+65532$/m);
         assert.equal(await echoOnce(echod, "read-only"), "read-only");
       });
+    });
+
+    await t.step({
+      name:
+        "serves TLS from a certificate mounted at /etc/echod/tls (ECHOD_TLS_CERT, ECHOD_TLS_KEY)",
+      ignore: skipUnless(HAS_OPENSSL, "the TLS-in-a-container step", "openssl is not installed"),
+      fn: async () => {
+        // As a Kubernetes Secret is mounted: tls.crt and tls.key, readable by the pod's user.
+        const { cert, key } = await testCertificates();
+        const secret = await Deno.makeTempDir({ prefix: "echod-secret-" });
+        try {
+          await Deno.copyFile(cert, `${secret}/tls.crt`);
+          await Deno.copyFile(key, `${secret}/tls.key`);
+          for (const file of ["tls.crt", "tls.key"]) await Deno.chmod(`${secret}/${file}`, 0o644);
+          await Deno.chmod(secret, 0o755); // made 0700, which uid 65532 could not enter
+          await withContainer({
+            mounts: { "/etc/echod/tls": secret },
+            env: {
+              ECHOD_TLS_CERT: "/etc/echod/tls/tls.crt",
+              ECHOD_TLS_KEY: "/etc/echod/tls/tls.key",
+            },
+          }, async (echod) => {
+            const conn = await connectTls("127.0.0.1", echod.ports.get(40007)!);
+            try {
+              assert.equal(await roundTrip(conn, "over TLS"), "over TLS");
+            } finally {
+              closeQuietly(conn);
+            }
+          });
+        } finally {
+          await Deno.remove(secret, { recursive: true });
+        }
+      },
     });
 
     await t.step(
