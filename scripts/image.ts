@@ -68,7 +68,7 @@ export async function buildImage(
   await assembleContext(platform, context);
   const labels = {
     VERSION: meta.version,
-    REVISION: await run("git", ["rev-parse", "HEAD"], "", { cwd: ROOT })
+    REVISION: await run("git", ["rev-parse", "HEAD"], { cwd: ROOT })
       .then((out) => out.trim(), () => "unknown"),
     SOURCE: `${Deno.env.get("GITHUB_SERVER_URL") ?? "https://github.com"}/${
       Deno.env.get("GITHUB_REPOSITORY") ?? "echod/echod"
@@ -88,7 +88,7 @@ export async function buildImage(
     context,
   ]);
   if (options.quiet) {
-    await run(client.program, args, "", { env: buildEnv(client), label: `docker build of ${tag}` });
+    await run(client.program, args, { env: buildEnv(client), label: `docker build of ${tag}` });
   } else {
     const status = await new Deno.Command(client.program, {
       args,

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { UsageError } from "../../lib/errors.ts";
 
 /** The Deno runtime the image carries (the npm packages pin it). */
@@ -76,7 +77,7 @@ export class ImageError extends Error {
 }
 
 /** The repository root. */
-export const ROOT: string = new URL("../..", import.meta.url).pathname;
+export const ROOT: string = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Where downloads are kept between builds (dist/ is not tracked). */
 export const CACHE_DIR = `${ROOT}dist/image/cache`;
@@ -105,7 +106,9 @@ export async function assembleContext(platform: Platform, dir: string): Promise<
 /** libc6 and libgcc-s1 unpacked, trimmed, and the users of the image. */
 async function assembleBase(platform: Platform, dir: string): Promise<void> {
   for (const deb of await debianPackages(platform)) {
-    await run("dpkg-deb", ["-x", deb, dir], "dpkg-deb (from dpkg) unpacks the Debian packages");
+    await run("dpkg-deb", ["-x", deb, dir], {
+      why: "dpkg-deb (from dpkg) unpacks the Debian packages",
+    });
   }
   await prune(dir, "");
   // Packages for a merged /usr (Ubuntu 24.04) ship /usr/lib only; the ELF
@@ -167,7 +170,8 @@ async function debianPackages(platform: Platform): Promise<string[]> {
   const why = "apt-get fetches libc6 and libgcc-s1 for the image";
   const label = `apt-get download ${DEBIAN_PACKAGES.join(" ")} (${platform.debian})`;
   const download = () =>
-    run("apt-get", [...options, "download", ...DEBIAN_PACKAGES], why, {
+    run("apt-get", [...options, "download", ...DEBIAN_PACKAGES], {
+      why,
       cwd: `${state}/new`,
       label,
     }).then(() => undefined, (error: Error) => error);
@@ -175,7 +179,8 @@ async function debianPackages(platform: Platform): Promise<string[]> {
   if (failure) {
     // Lists missing or out of date: refresh them (an update that fails for
     // some sources may still have listed the packages), then try again.
-    const update = await run("apt-get", [...options, "update"], why, {
+    const update = await run("apt-get", [...options, "update"], {
+      why,
       label: `apt-get update (${platform.debian})`,
     }).then(() => undefined, (error: Error) => error);
     failure = await download();
@@ -221,7 +226,7 @@ async function extractDeno(platform: Platform, dir: string): Promise<void> {
     await run(
       "npm",
       ["pack", "--silent", "--pack-destination", CACHE_DIR, spec],
-      `npm fetches ${spec}`,
+      { why: `npm fetches ${spec}` },
     );
     const integrity = await integrityOf(tarball);
     if (integrity !== platform.integrity) {
@@ -233,7 +238,7 @@ async function extractDeno(platform: Platform, dir: string): Promise<void> {
   await run(
     "tar",
     ["-xzf", tarball, "-C", dir, "--strip-components=1", "package/deno"],
-    "tar unpacks the runtime",
+    { why: "tar unpacks the runtime" },
   );
 }
 
@@ -276,7 +281,7 @@ async function assembleApp(dir: string): Promise<void> {
   );
   await Deno.writeTextFile(`${dir}/deno.lock`, JSON.stringify(lock, null, 2) + "\n");
   // --frozen: the packages are the ones the project's lock pins, or nothing.
-  await run(Deno.execPath(), ["cache", "--quiet", "--frozen", ...ENTRY_MODULES], "", {
+  await run(Deno.execPath(), ["cache", "--quiet", "--frozen", ...ENTRY_MODULES], {
     cwd: dir,
     env: { DENO_DIR: `${dir}/.deno` },
     label: "deno cache",
@@ -337,7 +342,7 @@ interface GraphModule {
  */
 async function moduleGraph(entry: string): Promise<{ files: string[]; packages: string[] }> {
   const info = JSON.parse(
-    await run(Deno.execPath(), ["info", "--json", entry], "", { cwd: ROOT, label: "deno info" }),
+    await run(Deno.execPath(), ["info", "--json", entry], { cwd: ROOT, label: "deno info" }),
   ) as { modules: GraphModule[] };
   const bySpecifier = new Map(info.modules.map((module) => [module.specifier, module]));
   const root = new URL(ROOT, "file:///").href;
@@ -361,16 +366,27 @@ async function moduleGraph(entry: string): Promise<{ files: string[]; packages: 
   };
 }
 
+/** Options for {@linkcode run}. */
+export interface RunOptions {
+  /** The working directory. */
+  cwd?: string;
+  /** Variables added to the environment. */
+  env?: Record<string, string>;
+  /** What the program is needed for, said when it is missing. */
+  why?: string;
+  /** How a failure names the command. @default {"PROGRAM SUBCOMMAND"} */
+  label?: string;
+}
+
 /**
  * Runs `program` and returns its stdout; throws an {@linkcode ImageError}
- * saying `why` it was needed when it is missing, or its last stderr line
+ * saying what it was needed for when it is missing, or the cause from its stderr
  * when it fails.
  */
 export async function run(
   program: string,
   args: string[],
-  why: string,
-  options: { cwd?: string; env?: Record<string, string>; label?: string } = {},
+  options: RunOptions = {},
 ): Promise<string> {
   let output: Deno.CommandOutput;
   try {
@@ -383,7 +399,9 @@ export async function run(
     }).output();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new ImageError(`${program} is not installed: ${why}`);
+      throw new ImageError(
+        `${program} is not installed${options.why ? `: ${options.why}` : ""}`,
+      );
     }
     throw error;
   }

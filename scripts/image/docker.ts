@@ -65,7 +65,7 @@ export async function findClient(): Promise<Docker> {
   }
   for (const program of programs) {
     if (await succeeds(program, ["buildx", "version"])) return { program, buildx: true };
-    const version = /version (\d+)\./.exec(await run(program, ["--version"], "").catch(() => ""));
+    const version = /version (\d+)\./.exec(await run(program, ["--version"]).catch(() => ""));
     if (version && Number(version[1]) < 23) return { program, buildx: false };
   }
   throw new ImageError(
@@ -76,7 +76,7 @@ export async function findClient(): Promise<Docker> {
 /** Undefined when dockerd answers `client`; else why not (one line). */
 export async function daemonAnswer(client: Docker): Promise<string | undefined> {
   try {
-    await run(client.program, ["version", "--format", "{{.Server.Version}}"], "", {
+    await run(client.program, ["version", "--format", "{{.Server.Version}}"], {
       label: "docker version",
     });
     return undefined;
@@ -87,7 +87,7 @@ export async function daemonAnswer(client: Docker): Promise<string | undefined> 
 
 /** Runs `docker args…` and returns its stdout; an {@linkcode ImageError} when it fails. */
 export function docker(client: Docker, args: string[]): Promise<string> {
-  return run(client.program, args, "", { label: `docker ${args[0]}` });
+  return run(client.program, args, { label: `docker ${args[0]}` });
 }
 
 /** The command line (after the program) of a BuildKit build with this client. */
