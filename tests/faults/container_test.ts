@@ -332,6 +332,8 @@ Deno.test({
         console.log(`arm64 image built in ${seconds} s, ${(size / 1e6).toFixed(1)} MB`);
       } finally {
         await docker(session.client, ["rm", name]);
+        // Not kept: a rebuild under the same tag would leave this one dangling.
+        await docker(session.client, ["image", "rm", tag]);
       }
     });
   } finally {
