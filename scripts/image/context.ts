@@ -89,7 +89,7 @@ const DEBIAN_PACKAGES = ["libc6", "libgcc-s1"];
 const UNUSED = [/^usr\/share(\/|$)/, /\/gconv(\/|$)/, /^etc\/ld\.so\.conf\.d(\/|$)/, /^sbin(\/|$)/];
 
 /** The entry modules of `echod serve` (the worker is started by URL, not imported). */
-const ENTRY_MODULES = ["main.ts", "lib/serve/worker.ts"];
+const ENTRY_MODULES = ["main.ts", "lib/serve/worker_thread.ts"];
 
 /**
  * Fills `dir` (emptied first) with `base/`, `runtime/deno` and `app/` for
