@@ -51,6 +51,10 @@ export async function runBench(config: BenchConfig): Promise<number> {
     }
   }
   const expectedNever = report.expect !== null && report.cuts.asExpected === 0;
+  if (expectedNever) {
+    const flag = `--expect-${report.expect!.cut}`;
+    console.error(`echod: no connection was cut as ${flag} expects: is the fault on this port?`);
+  }
   return report.errorCount > 0 || expectedNever ? 1 : 0;
 }
 

@@ -84,13 +84,17 @@ export function htmlReport(report: BenchReport): string {
     "rate (/s)": report.rate,
     "verified bytes": report.verifiedBytes,
     "MB/s each way": mb(report.bytesPerSecond),
-    "p50 / p90 / p99 / p99.9 / max": [
-      report.latency.p50,
-      report.latency.p90,
-      report.latency.p99,
-      report.latency.p999,
-      report.latency.max,
-    ].map(us).join(" / "),
+    "bytes/s per connection": report.bytesPerSecondPerConnection,
+    "latency p50 / p90 / p99 / p99.9 / max (ms)": [
+      report.latencyMs.p50,
+      report.latencyMs.p90,
+      report.latencyMs.p99,
+      report.latencyMs.p999,
+      report.latencyMs.max,
+    ].map((ms) => ms.toFixed(3)).join(" / "),
+    "cut as expected / at the wrong byte / stalled": report.expect === null
+      ? `${report.cuts.stalled} stalled`
+      : `${report.cuts.asExpected} / ${report.cuts.wrongByte} / ${report.cuts.stalled}`,
     errors: report.errorCount,
   }).map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`).join("");
   return `<!doctype html>
