@@ -191,10 +191,13 @@ export class BenchFailure extends Error {
 /** The kind of a failure, for counting. */
 export function kindOf(error: unknown): BenchErrorKind {
   if (error instanceof BenchFailure) return error.kind;
+  // NotConnected: reset so soon after the handshake that connect's own
+  // address lookup failed (a server resetting every connection at once).
   if (
     error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionAborted
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected
   ) return "reset";
   if (error instanceof Deno.errors.ConnectionRefused) return "refused";
   if (error instanceof Deno.errors.TimedOut) return "timeout";
