@@ -150,6 +150,7 @@ export async function streamLoop(
     const conn = await reconnect(options, m);
     if (conn === undefined) continue;
     const link = cfg.watchdog.watch(conn);
+    link.awaitingCut = limit === 0; // a cut expected before any byte
     let failure: unknown;
     const flow = {
       done: false,
