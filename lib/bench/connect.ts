@@ -7,6 +7,7 @@
 
 import { readLine } from "../net.ts";
 import { BenchFailure, kindOf, type Measurement } from "./measure.ts";
+import { judgeEnd } from "./expect.ts";
 import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
 
 /** Lets at most `limit` opens through at once, so thousands of them do not flood the backlog. */
@@ -57,7 +58,8 @@ export async function reconnect(
   try {
     return await open(options);
   } catch (error) {
-    m.fail(kindOf(error));
+    // A server that cuts connections at once (in the greeting) may be what is expected.
+    judgeEnd(m, error, { expect: options.expect });
     await delay(100);
     return undefined;
   }
@@ -117,7 +119,11 @@ async function skipGreeting(conn: Deno.Conn, timeoutMs: number): Promise<void> {
   } catch (error) {
     conn.close();
     if (error instanceof BenchFailure) throw error;
-    throw new BenchFailure("other", `no greeting line: ${(error as Error).message}`);
+    const kind = error instanceof Deno.errors.UnexpectedEof ? "early-close" : kindOf(error);
+    throw new BenchFailure(
+      kind === "reset" || kind === "early-close" ? kind : "other",
+      `no greeting line: ${(error as Error).message}`,
+    );
   } finally {
     clearTimeout(timer);
   }

@@ -13,7 +13,10 @@ import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
 import { checkWorkerModule, startWorker } from "../web_worker.ts";
 
-/** Runs the benchmark; exit code 0 when every byte came back right, 1 otherwise. */
+/**
+ * Runs the benchmark; exit code 0 when every byte came back right and, with
+ * a cut expected, at least one connection was cut so and none otherwise; 1 otherwise.
+ */
 export async function runBench(config: BenchConfig): Promise<number> {
   if (config.html !== undefined) {
     requirePermission(`--html ${config.html}`, [{ name: "write", path: config.html }]);
@@ -31,6 +34,8 @@ export async function runBench(config: BenchConfig): Promise<number> {
     warmup: config.warmup,
     connectTimeout: config.connectTimeout,
     expectGreeting: config.expectGreeting,
+    expect: config.expect,
+    stallTimeout: config.stallTimeout,
   };
   const live = Deno.stderr.isTerminal();
   const report = config.workers > 1
@@ -45,7 +50,12 @@ export async function runBench(config: BenchConfig): Promise<number> {
       throw new RuntimeError(`cannot write ${config.html}: ${(error as Error).message}`);
     }
   }
-  return report.errorCount > 0 ? 1 : 0;
+  const expectedNever = report.expect !== null && report.cuts.asExpected === 0;
+  if (expectedNever) {
+    const flag = `--expect-${report.expect!.cut}`;
+    console.error(`echod: no connection was cut as ${flag} expects: is the fault on this port?`);
+  }
+  return report.errorCount > 0 || expectedNever ? 1 : 0;
 }
 
 function showProgress(p: { elapsedMs: number; done: number; errors: number }): void {

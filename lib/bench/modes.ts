@@ -12,6 +12,14 @@ import { Buffer } from "node:buffer";
 import { closeQuietly, writeAll } from "../net.ts";
 import { open, type OpenLimit, openWithRetry, reconnect } from "./connect.ts";
 import { BenchFailure, kindOf, type Measurement } from "./measure.ts";
+import {
+  awaitCut,
+  type Expectation,
+  judgeEnd,
+  type Link,
+  sendLimit,
+  type Watchdog,
+} from "./expect.ts";
 import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
 
 /** The pattern's period. */
@@ -62,35 +70,67 @@ class Pace {
   }
 }
 
+/** What every loop but `hold` is given: the watchdog, and the cut expected if any. */
+export interface LoopContext {
+  /** Ends connections that stall. */
+  watchdog: Watchdog;
+  /** The cut the server is expected to make. */
+  expect?: Expectation;
+}
+
 /** `rr`: send a message, wait for its echo, compare, repeat (reconnecting after a failure). */
 export async function rrLoop(
   options: BenchOptions,
   m: Measurement,
-  cfg: { size: number; offset: number; perConnRate: number; count: number },
+  cfg: LoopContext & { size: number; offset: number; perConnRate: number; count: number },
 ): Promise<void> {
   const pattern = sharedPattern(cfg.size);
   const received = new Uint8Array(cfg.size);
+  const limit = sendLimit(cfg.expect);
   let at = cfg.offset;
   while (!m.stopped) {
     const conn = await reconnect(options, m);
     if (conn === undefined) continue;
+    const link = cfg.watchdog.watch(conn);
     const pace = new Pace(cfg.perConnRate);
+    // The message in flight and how much of it came back, for a cut in its middle.
+    let sent: Uint8Array | undefined;
+    let got = 0;
     try {
       while (!m.stopped && !m.reached(cfg.count)) {
+        const left = limit - link.sent;
+        if (left === 0) await awaitCut(link, received);
+        const length = left < cfg.size ? left : cfg.size;
+        const into = length === cfg.size ? received : received.subarray(0, length);
         const startedAt = await pace.next();
-        const sent = pattern.subarray(at, at + cfg.size);
+        sent = pattern.subarray(at, at + length);
+        got = 0;
+        link.sent += length;
+        link.writing = true;
         await writeAll(conn, sent);
-        await readExactly(conn, received);
-        if (Buffer.compare(received, sent) !== 0) {
+        link.writing = false;
+        while (got < length) {
+          const n = await conn.read(got === 0 ? into : into.subarray(got));
+          if (n === null) throw new BenchFailure("early-close", "server closed before echoing all");
+          got += n;
+          link.got += n;
+        }
+        if (Buffer.compare(into, sent) !== 0) {
           throw new BenchFailure("mismatch", "echoed bytes differ from those sent");
         }
-        at = (at + cfg.size) % PATTERN_PERIOD;
-        m.record(startedAt, cfg.size);
+        sent = undefined;
+        at = (at + length) % PATTERN_PERIOD;
+        m.record(startedAt, length);
       }
     } catch (error) {
-      if (!m.stopped) m.fail(kindOf(error));
+      // The part of a message echoed before a cut must be exact too.
+      const exact = sent === undefined || got === 0 ||
+        Buffer.compare(received.subarray(0, got), sent.subarray(0, got)) === 0;
+      if (!exact) m.fail("mismatch");
+      else judgeEnd(m, error, { link, expect: cfg.expect });
       at = cfg.offset;
     } finally {
+      cfg.watchdog.unwatch(link);
       closeQuietly(conn);
     }
   }
@@ -100,30 +140,46 @@ export async function rrLoop(
 export async function streamLoop(
   options: BenchOptions,
   m: Measurement,
-  cfg: { size: number; offset: number; window?: number },
+  cfg: LoopContext & { size: number; offset: number; window?: number },
 ): Promise<void> {
   const window = Math.max(cfg.window ?? BENCH_DEFAULTS.window, cfg.size);
   const pattern = sharedPattern(Math.max(cfg.size, window));
   const buf = new Uint8Array(Math.max(cfg.size, 65_536));
+  const limit = sendLimit(cfg.expect);
   while (!m.stopped) {
     const conn = await reconnect(options, m);
     if (conn === undefined) continue;
+    const link = cfg.watchdog.watch(conn);
+    link.awaitingCut = limit === 0; // a cut expected before any byte
     let failure: unknown;
-    const flow = { sent: 0, got: 0, done: false, wake: undefined as (() => void) | undefined };
+    const flow = {
+      done: false,
+      halfClosed: false,
+      wake: undefined as (() => void) | undefined,
+    };
     // The writer keeps up to `window` bytes in flight, then half-closes
     // when the run stops: the echo must then deliver the rest and close.
+    // With a cut expected after so many bytes it sends exactly those and
+    // waits for the cut (a half-close would make any server close).
     const writer = (async () => {
       let at = cfg.offset;
       while (!m.stopped && !flow.done) {
-        if (flow.sent - flow.got + cfg.size > window) {
+        const left = limit - link.sent;
+        if (link.sent - link.got + cfg.size > window || left === 0) {
           await new Promise<void>((resolve) => (flow.wake = resolve));
           continue;
         }
-        await writeAll(conn, pattern.subarray(at, at + cfg.size));
-        flow.sent += cfg.size;
-        at = (at + cfg.size) % PATTERN_PERIOD;
+        const length = left < cfg.size ? left : cfg.size;
+        link.sent += length;
+        link.writing = true;
+        await writeAll(conn, pattern.subarray(at, at + length));
+        link.writing = false;
+        at = (at + length) % PATTERN_PERIOD;
       }
-      if (!flow.done) await conn.closeWrite();
+      if (!flow.done && link.sent < limit) {
+        flow.halfClosed = true;
+        await conn.closeWrite();
+      }
     })().catch((error) => {
       // The reader sees the same failure or is told by `done`; keep the first cause.
       failure ??= error;
@@ -134,16 +190,18 @@ export async function streamLoop(
       for (;;) {
         const n = await conn.read(buf);
         if (n === null) {
-          if (flow.got < flow.sent) {
-            throw new BenchFailure("early-close", "server closed before echoing all");
-          }
-          break;
+          if (flow.halfClosed && link.got === link.sent) break;
+          throw new BenchFailure("early-close", "server closed before echoing all");
         }
         if (Buffer.compare(buf.subarray(0, n), pattern.subarray(expectAt, expectAt + n)) !== 0) {
           throw new BenchFailure("mismatch", "echoed bytes differ from those sent");
         }
+        if (link.got + n > link.sent) {
+          throw new BenchFailure("mismatch", "server sent bytes that were never sent to it");
+        }
         expectAt = (expectAt + n) % PATTERN_PERIOD;
-        flow.got += n;
+        link.got += n;
+        if (link.got === limit) link.awaitingCut = true;
         if (m.measuring) m.verifiedBytes += n;
         const wake = flow.wake;
         flow.wake = undefined;
@@ -153,10 +211,11 @@ export async function streamLoop(
       failure = error;
     }
     flow.done = true;
+    cfg.watchdog.unwatch(link);
     closeQuietly(conn);
     flow.wake?.();
     await writer;
-    if (failure !== undefined) m.fail(kindOf(failure));
+    if (failure !== undefined) judgeEnd(m, failure, { link, expect: cfg.expect });
   }
 }
 
@@ -164,26 +223,33 @@ export async function streamLoop(
 export async function connectLoop(
   options: BenchOptions,
   m: Measurement,
-  cfg: { offset: number; perConnRate: number; count: number },
+  cfg: LoopContext & { offset: number; perConnRate: number; count: number },
 ): Promise<void> {
   const pattern = sharedPattern(1);
   const one = new Uint8Array(1);
   const pace = new Pace(cfg.perConnRate);
+  const limit = sendLimit(cfg.expect);
   let at = cfg.offset;
   while (!m.stopped && !m.reached(cfg.count)) {
     const startedAt = await pace.next();
     let conn: Deno.Conn | undefined;
+    let link: Link | undefined;
     try {
       conn = await open(options);
+      link = cfg.watchdog.watch(conn);
+      if (limit === 0) await awaitCut(link, one);
       const sent = pattern.subarray(at, at + 1);
+      link.sent = 1;
       await writeAll(conn, sent);
       await readExactly(conn, one);
+      link.got = 1;
       if (one[0] !== sent[0]) throw new BenchFailure("mismatch", "echoed byte differs");
       at = (at + 1) % PATTERN_PERIOD;
       m.record(startedAt, 1);
     } catch (error) {
-      if (!m.stopped) m.fail(kindOf(error));
+      judgeEnd(m, error, { link, expect: cfg.expect });
     } finally {
+      if (link) cfg.watchdog.unwatch(link);
       if (conn) closeQuietly(conn);
     }
   }

@@ -6,6 +6,7 @@
 
 import type { Target } from "../net.ts";
 import type { BenchMode } from "./measure.ts";
+import type { Expectation } from "./expect.ts";
 
 /** The defaults of a bench run, shared by the command line and the runner. */
 export const BENCH_DEFAULTS = {
@@ -23,6 +24,8 @@ export const BENCH_DEFAULTS = {
   warmup: 1_000,
   /** Milliseconds to wait for a connection. */
   connectTimeout: 5_000,
+  /** Milliseconds without an echo after which a waiting connection counts as stalled. */
+  stallTimeout: 5_000,
 } as const;
 
 /** How to load the target. */
@@ -85,6 +88,18 @@ export interface BenchOptions {
    */
   connectTimeout?: number;
   /**
+   * The cut the server is expected to make (a fault port): a connection
+   * cut so, with every byte before it exact, is a pass and the bench opens
+   * another; any other cut is an error. Not for hold mode.
+   */
+  expect?: Expectation;
+  /**
+   * Milliseconds without an echo (or an expected cut) after which a waiting
+   * connection is ended and counted as stalled; also bounds the end of a run.
+   * @default {5000}
+   */
+  stallTimeout?: number;
+  /**
    * Hold mode: called once every connection is open and has echoed; the
    * connections stay open until it resolves (or `duration` passes if it is not given).
    */
@@ -131,6 +146,10 @@ export interface BenchConfig {
   workers: number;
   /** Milliseconds to wait for each connection. */
   connectTimeout: number;
+  /** The cut the server is expected to make. */
+  expect?: Expectation;
+  /** Milliseconds without an echo after which a waiting connection counts as stalled. */
+  stallTimeout: number;
   /** Print the report as JSON. */
   json: boolean;
   /** Write an HTML report to this file. */

@@ -23,7 +23,7 @@ export function formatReport(report: BenchReport): string {
     lines.push(
       `  throughput  ${mb(report.bytesPerSecond)} MB/s each way (${
         group(report.verifiedBytes)
-      } bytes echoed)`,
+      } bytes echoed), ${kib(report.bytesPerSecondPerConnection)} KiB/s per connection`,
     );
   } else if (mode === "hold") {
     lines.push(`  held        ${group(report.operations)} connections open and echoing`);
@@ -35,11 +35,19 @@ export function formatReport(report: BenchReport): string {
     );
   }
   if (latency.count > 0) {
+    // One unit for every figure, so they read side by side (and against a fault's latency=).
+    const ms = report.latencyMs;
+    const what = { rr: "round trip", stream: "", connect: "open and echo", hold: "open and echo" };
     lines.push(
-      `  latency     p50 ${us(latency.p50)}  p90 ${us(latency.p90)}  p99 ${us(latency.p99)}  ` +
-        `p99.9 ${us(latency.p999)}  max ${us(latency.max)}`,
+      `  latency ms  p50 ${ms.p50.toFixed(3)}  p90 ${ms.p90.toFixed(3)}  p99 ${
+        ms.p99.toFixed(3)
+      }  p99.9 ${ms.p999.toFixed(3)}  max ${ms.max.toFixed(3)} (${what[mode]}, ${
+        group(latency.count)
+      } samples)`,
     );
   }
+  const cut = cutsLine(report);
+  if (cut !== undefined) lines.push(cut);
   const failed = Object.entries(errors).filter(([, n]) => n > 0)
     .map(([kind, n]) => `${kind} ${n}`);
   lines.push(
@@ -76,13 +84,17 @@ export function htmlReport(report: BenchReport): string {
     "rate (/s)": report.rate,
     "verified bytes": report.verifiedBytes,
     "MB/s each way": mb(report.bytesPerSecond),
-    "p50 / p90 / p99 / p99.9 / max": [
-      report.latency.p50,
-      report.latency.p90,
-      report.latency.p99,
-      report.latency.p999,
-      report.latency.max,
-    ].map(us).join(" / "),
+    "bytes/s per connection": report.bytesPerSecondPerConnection,
+    "latency p50 / p90 / p99 / p99.9 / max (ms)": [
+      report.latencyMs.p50,
+      report.latencyMs.p90,
+      report.latencyMs.p99,
+      report.latencyMs.p999,
+      report.latencyMs.max,
+    ].map((ms) => ms.toFixed(3)).join(" / "),
+    "cut as expected / at the wrong byte / stalled": report.expect === null
+      ? `${report.cuts.stalled} stalled`
+      : `${report.cuts.asExpected} / ${report.cuts.wrongByte} / ${report.cuts.stalled}`,
     errors: report.errorCount,
   }).map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`).join("");
   return `<!doctype html>
@@ -105,6 +117,35 @@ svg text{font-size:11px;fill:#555}polyline{fill:none;stroke:#1f6feb;stroke-width
 <p>Every echoed byte was compared with what was sent; latency from an HDR histogram (3 significant digits).</p>
 </body></html>
 `;
+}
+
+function cutsLine(report: BenchReport): string | undefined {
+  const { cuts, expect } = report;
+  if (expect === null && cuts.stalled === 0) return undefined;
+  const parts: string[] = [];
+  if (expect !== null) {
+    const verb = { close: "closed", reset: "reset", stall: "stalled" }[expect.cut];
+    const where = expect.bytes === null ? "" : ` at ${group(expect.bytes)} bytes`;
+    parts.push(`${group(cuts.asExpected)} ${verb} as expected${where}`);
+    parts.push(`${group(cuts.wrongByte)} at the wrong byte`);
+  }
+  if (expect?.cut !== "stall") {
+    parts.push(`${group(cuts.stalled)} stalled`);
+  }
+  if (cuts.stalled > 0) {
+    parts.push(`${group(cuts.stalledWhileWriting)} of the stalled with a write blocked`);
+  }
+  const b = cuts.bytesPerConnection;
+  const bytes = b.count === 0
+    ? ""
+    : `; bytes per connection min ${group(b.min)} mean ${group(Math.round(b.mean))} max ${
+      group(b.max)
+    }`;
+  return `  cuts        ${parts.join(", ")}${bytes}`;
+}
+
+function kib(bytesPerSecond: number): string {
+  return (bytesPerSecond / 1_024).toFixed(1);
 }
 
 function us(micros: number): string {

@@ -15,7 +15,8 @@
 import * as hdr from "hdr-histogram-js";
 import { RuntimeError } from "../errors.ts";
 import { hostPort } from "../net.ts";
-import { type BenchReport, Measurement, round, summarize } from "./measure.ts";
+import { type BenchReport, inMs, Measurement, round, summarize } from "./measure.ts";
+import { isCut, Watchdog } from "./expect.ts";
 import { BENCH_DEFAULTS, type BenchOptions } from "./options.ts";
 import { open, OpenLimit } from "./connect.ts";
 import { connectLoop, holdOne, PATTERN_PERIOD, rrLoop, streamLoop } from "./modes.ts";
@@ -42,7 +43,10 @@ export async function benchmark(options: BenchOptions): Promise<BenchReport> {
   try {
     (await open(options)).close();
   } catch (error) {
-    throw new RuntimeError(`cannot connect to ${target}: ${(error as Error).message}`);
+    // A server cutting it in the greeting, as expected, did answer.
+    if (options.expect === undefined || !isCut(error)) {
+      throw new RuntimeError(`cannot connect to ${target}: ${(error as Error).message}`);
+    }
   }
 
   const progress = options.onProgress
@@ -63,17 +67,19 @@ export async function benchmark(options: BenchOptions): Promise<BenchReport> {
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => (release = resolve));
   const gate = new OpenLimit(256);
+  const stallTimeout = options.stallTimeout ?? BENCH_DEFAULTS.stallTimeout;
+  const loop = { watchdog: new Watchdog(stallTimeout), expect: options.expect };
   for (let i = 0; i < connections; i++) {
     const offset = (i * 7_919) % PATTERN_PERIOD;
     switch (mode) {
       case "rr":
-        workers.push(rrLoop(options, m, { size, offset, perConnRate, count }));
+        workers.push(rrLoop(options, m, { ...loop, size, offset, perConnRate, count }));
         break;
       case "stream":
-        workers.push(streamLoop(options, m, { size, offset, window: options.window }));
+        workers.push(streamLoop(options, m, { ...loop, size, offset, window: options.window }));
         break;
       case "connect":
-        workers.push(connectLoop(options, m, { offset, perConnRate, count }));
+        workers.push(connectLoop(options, m, { ...loop, offset, perConnRate, count }));
         break;
       case "hold": {
         let ready: () => void = () => {};
@@ -114,6 +120,9 @@ export async function benchmark(options: BenchOptions): Promise<BenchReport> {
 
   const h = m.histogram;
   const seconds = elapsedMs / 1_000;
+  const latency = summarize(h);
+  const perConnection = m.cuts.bytesPerConnection;
+  perConnection.mean = round(perConnection.mean);
   return {
     mode,
     target,
@@ -124,7 +133,14 @@ export async function benchmark(options: BenchOptions): Promise<BenchReport> {
     rate: round(m.operations / seconds),
     verifiedBytes: m.verifiedBytes,
     bytesPerSecond: Math.round(m.verifiedBytes / seconds),
-    latency: summarize(h),
+    bytesPerSecondPerConnection: Math.round(m.verifiedBytes / seconds / connections),
+    latency,
+    latencyMs: inMs(latency),
+    expect: options.expect
+      ? { cut: options.expect.cut, bytes: options.expect.bytes ?? null }
+      : null,
+    stallTimeoutMs: stallTimeout,
+    cuts: m.cuts,
     errors: m.errors,
     errorCount: m.errorCount,
     histogram: hdr.encodeIntoCompressedBase64(h),

@@ -7,6 +7,8 @@
 import type { BenchMode } from "../bench/measure.ts";
 import { BENCH_DEFAULTS, type BenchConfig } from "../bench/options.ts";
 import { UsageError } from "../errors.ts";
+import type { CutKind, Expectation } from "../bench/expect.ts";
+import { parseSize } from "../units.ts";
 import type { Target } from "../net.ts";
 import {
   type CommandSpec,
@@ -84,6 +86,33 @@ export const BENCH: CommandSpec = {
       value: "N",
       help: "spread the connections over N threads (default: 1)",
     },
+    {
+      name: "expect-close",
+      kind: "boolean",
+      optionalValue: "BYTES",
+      help: "the server closes connections (a fault port): a clean close after exactly BYTES " +
+        "echoed bytes (or anywhere, every byte before it exact) passes; the bench reconnects",
+    },
+    {
+      name: "expect-reset",
+      kind: "boolean",
+      optionalValue: "BYTES",
+      help: "likewise for a reset (ECONNRESET) after exactly BYTES echoed bytes, or anywhere",
+    },
+    {
+      name: "expect-stall",
+      kind: "boolean",
+      optionalValue: "BYTES",
+      help:
+        "likewise for a stall (no echo for --stall-timeout) after BYTES echoed bytes, or anywhere",
+    },
+    {
+      name: "stall-timeout",
+      kind: "string",
+      value: "DURATION",
+      help: "a connection waiting this long for any echo counts as stalled and is closed; " +
+        "also bounds the end of a run (default: 5s)",
+    },
     CONNECT_TIMEOUT,
     EXPECT_GREETING,
     { name: "json", kind: "boolean", help: "print the report as JSON" },
@@ -99,6 +128,7 @@ export const BENCH: CommandSpec = {
     "echod bench 127.0.0.1:40007",
     "echod bench [::1]:40007 --mode stream -c 8 -d 5s",
     "echod bench 127.0.0.1:7 --rate 10000 --json",
+    "echod bench 127.0.0.1:7001 --expect-close=1000",
   ],
 };
 
@@ -124,6 +154,7 @@ export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
   return {
     target,
     mode,
+    expect: expectation(opts, mode),
     connections,
     size,
     window: opts.size("window", BENCH_DEFAULTS.window),
@@ -131,10 +162,38 @@ export function benchConfig(target: Target, opts: OptionValues): BenchConfig {
     count: opts.count("count", 0),
     rate: opts.count("rate", 0),
     warmup: opts.time("warmup", BENCH_DEFAULTS.warmup),
+    stallTimeout: opts.positiveTime("stall-timeout", BENCH_DEFAULTS.stallTimeout),
     workers,
     connectTimeout: opts.positiveTime("connect-timeout", BENCH_DEFAULTS.connectTimeout),
     json: opts.has("json"),
     expectGreeting: opts.has("expect-greeting"),
     html: opts.path("html"),
   };
+}
+
+const CUTS: readonly CutKind[] = ["close", "reset", "stall"];
+
+/** The cut `--expect-close`, `--expect-reset` or `--expect-stall` names (at most one of them). */
+function expectation(opts: OptionValues, mode: BenchMode): Expectation | undefined {
+  const given = CUTS.filter((cut) => opts.has(`expect-${cut}`));
+  if (given.length > 1) {
+    throw new UsageError(
+      `--expect-${given[0]} and --expect-${given[1]} exclude each other: give one`,
+    );
+  }
+  if (given.length === 0) return undefined;
+  const cut = given[0];
+  const flag = `--expect-${cut}`;
+  if (mode === "hold") {
+    throw new UsageError(`${flag} does not apply to --mode hold: use rr, stream or connect`);
+  }
+  const text = opts.last(`expect-${cut}`)!;
+  if (text === "") return { cut };
+  const bytes = parseSize(text);
+  if (bytes === undefined) {
+    throw new UsageError(
+      `${flag}=${text}: BYTES is not a size: use e.g. ${flag}=1000, ${flag}=64KiB, or no value`,
+    );
+  }
+  return { cut, bytes };
 }
