@@ -31,6 +31,7 @@ import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
 import { requirePermission } from "../permissions.ts";
 import { lineBreaker, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
 import {
+  actsOnTcp,
   actsOnUdp,
   FAULT_KEYS,
   type FaultRule,
@@ -280,6 +281,7 @@ export function serveConfig(opts: OptionValues): ServeConfig {
   const tls = tlsConfig(opts, ports.length > 0 ? ports : [mainPort]);
   const faults = faultRules(opts, {
     ports: ports.length > 0 ? ports : [mainPort],
+    tls: tls !== undefined,
     tlsPort: tls?.port,
     udp: opts.has("udp"),
   });
@@ -304,7 +306,8 @@ export function serveConfig(opts: OptionValues): ServeConfig {
       port: mainPort,
       ports: ports.length > 1 ? ports.slice(1) : undefined,
       greeting: greeting(opts),
-      faults: faults.length > 0 ? faults : undefined,
+      // Left out when none, so a plain configuration reads as before.
+      ...(faults.length > 0 ? { faults } : {}),
       access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
       acceptRate: opts.count("accept-rate", DEFAULT_ACCEPT_RATE),
       proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
@@ -333,7 +336,7 @@ export function serveConfig(opts: OptionValues): ServeConfig {
  */
 function faultRules(
   opts: OptionValues,
-  served: { ports: number[]; tlsPort?: number; udp: boolean },
+  served: { ports: number[]; tls: boolean; tlsPort?: number; udp: boolean },
 ): FaultRule[] {
   const label = opts.label("fault");
   const rules: FaultRule[] = [];
@@ -360,6 +363,15 @@ function faultRules(
         port === undefined
           ? "a second profile for every port: give one --fault without PORT:"
           : `a second profile for port ${port}: put its keys in one --fault`,
+      );
+    }
+    const tlsPorts = served.tls
+      ? (served.tlsPort === undefined ? [served.ports[0]] : [served.tlsPort])
+      : [];
+    const onTls = port === undefined ? tlsPorts.length > 0 : tlsPorts.includes(port);
+    if (onTls && actsOnTcp(profile) && !profile.refuse) {
+      throw fail(
+        "TLS connections are not shaped (only refuse acts on them): give the profile to a plain port",
       );
     }
     if (actsOnUdp(profile) && !served.udp) {

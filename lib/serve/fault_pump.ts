@@ -204,6 +204,9 @@ class FaultLoop {
         await this.#pace();
         await this.#writeAll(chunk.data.subarray(sent, sent + piece));
         sent += piece;
+        // A slice written while the last one still waits in the kernel's queue
+        // would join it (Linux autocorking): give it a turn of the event loop to leave.
+        if (this.#profile.slice > 0 && sent < chunk.data.length) await this.#nextTurn();
         if (this.#profile.rate > 0) this.#nextAt += (piece * 1000) / this.#profile.rate;
         if (limit !== undefined && this.#state.bytesOut >= limit) {
           chunk.data = chunk.data.subarray(sent);
@@ -270,9 +273,16 @@ class FaultLoop {
     }
   }
 
+  /** One turn of the event loop (a timer of 0). */
+  async #nextTurn(): Promise<void> {
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    if (this.#stopped) throw new Stopped();
+  }
+
   /** Sleeps until `performance.now()` reaches `at`; throws when echod closes the connection. */
   async #sleepUntil(at: number): Promise<void> {
-    for (let wait = at - performance.now(); wait >= 1; wait = at - performance.now()) {
+    // Never early: a chunk due in 0.3 ms waits for it too.
+    for (let wait = at - performance.now(); wait > 0; wait = at - performance.now()) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         // The reader wakes the writer too: then it sleeps again for what is left.

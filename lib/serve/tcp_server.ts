@@ -172,7 +172,9 @@ export class TcpServer implements Server {
   #open(conn: Deno.Conn, arrival: Arrival): void {
     const localPort = (conn.localAddr as Deno.NetAddr).port;
     const port = this.stats.byPort.size > 0 ? this.stats.byPort.get(localPort) : undefined;
-    const fault = this.#faultFor(localPort);
+    // The TLS echo (tls.ts) has a loop of its own: only `refuse` acts on TLS.
+    const drawn = this.#faultFor(localPort);
+    const fault = arrival.tls && !drawn?.refuse ? undefined : drawn;
     if (fault?.refuse) return this.#refuseByFault(conn, arrival, localPort);
     if (fault !== undefined) {
       for (const key of tcpKeys(fault)) this.stats.countFault(localPort, key);
