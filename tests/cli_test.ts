@@ -10,6 +10,17 @@ import { ROOT, runEchod, startEchod } from "./_echod.ts";
 import { DENO_FLAGS, has } from "./_programs.ts";
 
 const BAD_INPUTS: [string[], string][] = [
+  [
+    ["--port", "7001", "--fault", "7001:latency=fast"],
+    "--fault 7001:latency=fast: latency takes a duration such as 50ms",
+  ],
+  [["--fault", "latncy=5ms"], "--fault latncy=5ms: unknown key latncy: did you mean latency?"],
+  [["--port", "7001", "--fault", "7002:refuse"], "--fault 7002:refuse: port 7002 is not served"],
+  [
+    ["--fault", "refuse,blackhole"],
+    "--fault refuse,blackhole: refuse and blackhole contradict: refuse resets, blackhole keeps open",
+  ],
+  [["--fault", "drop=0.5"], "--fault drop=0.5: drop, duplicate and delay act on UDP: add --udp"],
   [["--prot", "5"], "unknown option --prot: did you mean --port?"],
   [["--max-con", "5"], "unknown option --max-con: did you mean --max-conns?"],
   [["--frobnicate"], "unknown option --frobnicate"],

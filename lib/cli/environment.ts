@@ -36,7 +36,8 @@ export function variableName(option: string): string {
 /**
  * Reads `ECHOD_<OPTION>` for each of `spec`'s options not in `given` (the
  * command line's), where the variable may be read without a prompt.
- * Repeatable options take a comma-separated list; yes/no options take
+ * Repeatable options take a comma-separated list (`;` for `--fault`,
+ * whose values hold commas); yes/no options take
  * true/false (1/0, yes/no, on/off). Throws {@linkcode UsageError} naming
  * the variable for a value that cannot be one.
  */
@@ -93,7 +94,9 @@ function optionValues(option: OptionSpec, variable: string, text: string): strin
     throw new UsageError(`${variable} '${text}' is not true or false`);
   }
   if (!option.multiple) return [text];
-  return text.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  return text.split(option.separator ?? ",").map((part) => part.trim()).filter((part) =>
+    part !== ""
+  );
 }
 
 /**

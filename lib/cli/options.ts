@@ -20,6 +20,11 @@ export interface OptionSpec {
   multiple?: boolean;
   /** A flag that also takes `--name=VALUE` (never a separate argument); names the value. */
   optionalValue?: string;
+  /**
+   * What separates the values of a repeatable option in its `ECHOD_*`
+   * variable, when a value may hold commas itself (default `,`).
+   */
+  separator?: string;
   help: string;
 }
 

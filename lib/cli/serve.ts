@@ -30,6 +30,14 @@ import { parseBlock, parseHosts, parseMetricsTarget, parsePort } from "./address
 import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
 import { requirePermission } from "../permissions.ts";
 import { lineBreaker, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
+import {
+  actsOnTcp,
+  actsOnUdp,
+  FAULT_KEYS,
+  type FaultRule,
+  FaultSpecError,
+  parseFaultRule,
+} from "../serve/fault_spec.ts";
 
 /** The serve command's options. */
 export const SERVE: CommandSpec = {
@@ -191,7 +199,7 @@ export const SERVE: CommandSpec = {
       optionalValue: "TEMPLATE",
       help: "send a line naming the server and the client it sees when a connection opens " +
         "(--greeting=TEMPLATE: your own, with {host} {local} {client} {proxy} {via} " +
-        "{transport} {time} {version} {env:NAME}; off by default)",
+        "{transport} {time} {version} {fault} {env:NAME}; off by default)",
     },
     {
       name: "metrics",
@@ -212,6 +220,17 @@ export const SERVE: CommandSpec = {
       value: "N",
       help: `UDP datagrams answered per second in all (default: ${DEFAULT_UDP_MAX_RATE})`,
     },
+    {
+      name: "fault",
+      kind: "string",
+      value: "[PORT:]SPEC",
+      multiple: true,
+      separator: ";",
+      help: "misbehave on purpose on PORT (every port without PORT:); SPEC is a comma-separated " +
+        "list of latency=DUR jitter=DUR rate=SIZE slice=SIZE stall-after=SIZE reset-after=SIZE " +
+        "close-after=SIZE refuse blackhole p=FRACTION, and for --udp drop=FRACTION " +
+        "duplicate=FRACTION delay=DUR; repeatable (ECHOD_FAULT: separate profiles with ;)",
+    },
     HELP,
     { name: "version", kind: "boolean", short: "V", help: "show the version and exit" },
   ],
@@ -219,6 +238,7 @@ export const SERVE: CommandSpec = {
     "echod                              serve on port 40007, all addresses",
     "echod --port 7007 --host ::1       serve on ::1 only",
     "echod --log-level debug --log-format json",
+    "echod -p 7000 -p 7001 --fault 7001:latency=200ms,jitter=50ms   a slow port beside a clean one",
   ],
 };
 
@@ -259,6 +279,12 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     if (opts.has(name) && !opts.has("udp")) throw new UsageError(`${opts.label(name)} needs --udp`);
   }
   const tls = tlsConfig(opts, ports.length > 0 ? ports : [mainPort]);
+  const faults = faultRules(opts, {
+    ports: ports.length > 0 ? ports : [mainPort],
+    tls: tls !== undefined,
+    tlsPort: tls?.port,
+    udp: opts.has("udp"),
+  });
   const metrics = opts.has("metrics")
     ? parseMetricsTarget(opts.last("metrics")!, opts.label("metrics"))
     : undefined;
@@ -280,6 +306,8 @@ export function serveConfig(opts: OptionValues): ServeConfig {
       port: mainPort,
       ports: ports.length > 1 ? ports.slice(1) : undefined,
       greeting: greeting(opts),
+      // Left out when none, so a plain configuration reads as before.
+      ...(faults.length > 0 ? { faults } : {}),
       access: allow.length + deny.length > 0 ? { allow, deny } : undefined,
       acceptRate: opts.count("accept-rate", DEFAULT_ACCEPT_RATE),
       proxyProtocol: trusted.length > 0 ? { trusted } : undefined,
@@ -299,6 +327,59 @@ export function serveConfig(opts: OptionValues): ServeConfig {
     },
     workers,
   };
+}
+
+/**
+ * `--fault [PORT:]SPEC`, each parsed by `fault_spec.ts` and checked against
+ * what is served: a port of its own, one profile per port, UDP keys with
+ * `--udp`. Every error names the value: `--fault 7001:latency=fast: …`.
+ */
+function faultRules(
+  opts: OptionValues,
+  served: { ports: number[]; tls: boolean; tlsPort?: number; udp: boolean },
+): FaultRule[] {
+  const label = opts.label("fault");
+  const rules: FaultRule[] = [];
+  for (const text of opts.all("fault")) {
+    const fail = (why: string) => new UsageError(`${label} ${text}: ${why}`);
+    let rule: FaultRule;
+    try {
+      rule = parseFaultRule(text);
+    } catch (error) {
+      if (!(error instanceof FaultSpecError)) throw error;
+      const near = error.unknownKey === undefined ? "" : hint(error.unknownKey, FAULT_KEYS, "");
+      throw fail(near === "" ? error.message : `unknown key ${error.unknownKey}${near}`);
+    }
+    const { port, profile } = rule;
+    const known = [...served.ports, ...(served.tlsPort === undefined ? [] : [served.tlsPort])];
+    if (port !== undefined && !known.includes(port)) {
+      throw fail(
+        `port ${port} is not served (${known.join(", ")}): give it with --port, or leave out ` +
+          `${port}: to apply the profile to every port`,
+      );
+    }
+    if (rules.some((other) => other.port === port)) {
+      throw fail(
+        port === undefined
+          ? "a second profile for every port: give one --fault without PORT:"
+          : `a second profile for port ${port}: put its keys in one --fault`,
+      );
+    }
+    const tlsPorts = served.tls
+      ? (served.tlsPort === undefined ? [served.ports[0]] : [served.tlsPort])
+      : [];
+    const onTls = port === undefined ? tlsPorts.length > 0 : tlsPorts.includes(port);
+    if (onTls && actsOnTcp(profile) && !profile.refuse) {
+      throw fail(
+        "TLS connections are not shaped (only refuse acts on them): give the profile to a plain port",
+      );
+    }
+    if (actsOnUdp(profile) && !served.udp) {
+      throw fail("drop, duplicate and delay act on UDP: add --udp");
+    }
+    rules.push(rule);
+  }
+  return rules;
 }
 
 /** `--greeting` alone: the default template; `--greeting=TEMPLATE`: that one, checked. */

@@ -23,6 +23,7 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   transport: "tcp or tls",
   time: "the time, RFC 3339 in UTC",
   version: "echod's version",
+  fault: "the fault profile applied to the connection (--fault), or - for none",
 };
 
 /** What a greeting is made from, for one connection. */
@@ -35,6 +36,8 @@ export interface GreetingFacts {
   proxy?: string;
   /** `tcp` or `tls`. */
   transport: "tcp" | "tls";
+  /** The fault profile applied to the connection, if any. */
+  fault?: string;
 }
 
 // `{env:POD_NAME}`: a variable's value, read once at start (the downward API
@@ -106,6 +109,7 @@ export class Greeting {
       transport: facts.transport,
       time: new Date().toISOString(),
       version: VERSION,
+      fault: facts.fault ?? "-",
     };
     const line = this.#template.replace(/\{([^{}]*)\}/g, (_, name: string) => values[name]);
     return this.#encoder.encode(line + "\n");

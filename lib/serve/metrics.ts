@@ -6,7 +6,14 @@
  * @module
  */
 
-import { type Counter, EXPIRED, type PortCounts, REFUSED, type Snapshot } from "./stats.ts";
+import {
+  type Counter,
+  EXPIRED,
+  parseFaultCounter,
+  type PortCounts,
+  REFUSED,
+  type Snapshot,
+} from "./stats.ts";
 import { UDP_DROPPED } from "./udp.ts";
 
 /** A metric family of the exposition. */
@@ -139,6 +146,21 @@ export function renderMetrics(
       "# HELP echod_port_connections_active TCP connections open now, by port.",
       "# TYPE echod_port_connections_active gauge",
       ...ports.map((p) => `echod_port_connections_active{port="${p.port}"} ${p.active}`),
+    );
+  }
+  const faults = Object.entries(snapshot).flatMap(([name, count]) => {
+    const counter = parseFaultCounter(name);
+    return counter === undefined ? [] : [{ ...counter, count: count as number }];
+  });
+  if (faults.length > 0) {
+    lines.push(
+      "# HELP echod_faults_applied_total Faults applied (--fault), by port and fault: connections " +
+        "given latency, jitter, rate, slice or blackhole; cuts made; connections refused; " +
+        "UDP datagrams dropped, duplicated or delayed.",
+      "# TYPE echod_faults_applied_total counter",
+      ...faults.map((f) =>
+        `echod_faults_applied_total{port="${f.port}",fault="${f.fault}"} ${f.count}`
+      ),
     );
   }
   lines.push(

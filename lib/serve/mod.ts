@@ -90,6 +90,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
         rate: config.udp.rate,
         maxRate: config.udp.maxRate,
         access: config.server.access && new AccessList(config.server.access),
+        faults: config.server.faults,
       });
       const tcpStats = server.stats;
       stats = {

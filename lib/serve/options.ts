@@ -9,6 +9,7 @@
 import type { SecureContext } from "node:tls";
 import type { AccessListOptions, Cidr } from "./acl.ts";
 import type { AdmissionOptions, Admitter } from "./admission.ts";
+import type { FaultRule } from "./fault_spec.ts";
 import type { BindOptions, StackMode } from "./listen.ts";
 import type { StatsSource } from "./stats.ts";
 import type { LogOptions } from "../log.ts";
@@ -69,6 +70,13 @@ export interface ServeOptions extends BindOptions, AdmissionOptions {
    * @default {undefined}
    */
   greeting?: string;
+  /**
+   * Fault profiles (`--fault`): each for one port, or for every port when
+   * its `port` is left out; one naming the port wins over one naming none.
+   * Parse them with `parseFaultRule` (`fault_spec.ts`).
+   * @default {[]}
+   */
+  faults?: FaultRule[];
   /**
    * More TCP ports, each bound on every host like `port` (TLS too when TLS
    * is served on `port`).

@@ -8,9 +8,12 @@
 
 import type { SecureContext } from "node:tls";
 import { closeQuietly, hostPort, writeAll } from "../net.ts";
+import { faultPump, type FaultTally } from "./fault_pump.ts";
+import type { FaultKey, FaultProfile } from "./fault_spec.ts";
 import type { Arrival } from "./gate.ts";
 import type { Greeting } from "./greeting.ts";
 import { pump, type PumpOptions, type Tally } from "./pump.ts";
+import { resetConn } from "./reset.ts";
 import type { PortCounts } from "./stats.ts";
 import type { Expirable, ExpiryReason } from "./sweep.ts";
 
@@ -35,14 +38,20 @@ export interface SessionOptions {
   handshakeTimeout: number;
   /** The counts of the port it came in on, when several are served. */
   port?: PortCounts;
+  /** The fault profile applied to it (`--fault`), if any. */
+  fault?: FaultProfile;
+  /** Told each time a cut of the profile acts. */
+  onCut?: (key: FaultKey) => void;
 }
 
 /** One admitted connection: its counters, its deadlines, and how it ends. */
-export class Session implements Expirable, Tally {
+export class Session implements Expirable, FaultTally {
   /** Bytes read from the peer. */
   bytesIn = 0;
   /** Bytes written back to the peer. */
   bytesOut = 0;
+  /** Bytes a fault profile read and discarded on purpose. */
+  bytesDropped = 0;
   /** Sweep bookkeeping (see `sweep.ts`). */
   seenBytes = 0;
   /** `performance.now()` when it was admitted. */
@@ -55,12 +64,22 @@ export class Session implements Expirable, Tally {
   closing?: CloseReason;
   /** The counts of the port it came in on, when several are served. */
   readonly port?: PortCounts;
+  /** The fault profile applied to it, if any. */
+  readonly fault?: FaultProfile;
+  #onCut?: (key: FaultKey) => void;
+  // Fault sessions only: resolved when echod closes it, to end the fault loop's waits.
+  #stopped?: PromiseWithResolvers<void>;
 
   /** A session for `conn`, admitted as `arrival`; `run` starts it. */
   constructor(readonly conn: Deno.Conn, readonly arrival: Arrival, options: SessionOptions) {
     this.openedAt = this.quietSince = performance.now();
     if (arrival.tls) this.handshakeBy = this.openedAt + options.handshakeTimeout;
     this.port = options.port;
+    if (options.fault !== undefined) {
+      this.fault = options.fault;
+      this.#onCut = options.onCut;
+      this.#stopped = Promise.withResolvers<void>();
+    }
   }
 
   /**
@@ -82,10 +101,20 @@ export class Session implements Expirable, Tally {
     return this.#greetAndEcho(conn, echo);
   }
 
-  /** The echo loop, after whatever came with a PROXY header. */
+  /** The echo loop (the fault loop under a profile), after whatever came with a PROXY header. */
   #pump(conn: Deno.TcpConn, echo: Echo): Promise<void> {
     const { early } = this.arrival;
-    return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
+    if (this.fault === undefined) {
+      return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
+    }
+    return faultPump(conn, this, {
+      profile: this.fault,
+      stopped: this.#stopped!.promise,
+      reset: () => resetConn(conn),
+      totals: echo.totals,
+      early,
+      onCut: this.#onCut,
+    });
   }
 
   /** TLS, a greeting, or both, then the echo. */
@@ -96,6 +125,7 @@ export class Session implements Expirable, Tally {
       client: hostPort(this.arrival.ip, this.arrival.port),
       proxy: this.arrival.proxy,
       transport: tls ? "tls" : "tcp",
+      fault: this.fault?.name,
     });
     if (!tls) {
       if (greeting !== undefined) await writeAll(conn, greeting);
@@ -116,5 +146,6 @@ export class Session implements Expirable, Tally {
   end(reason: CloseReason): void {
     this.closing ??= reason;
     closeQuietly(this.conn);
+    this.#stopped?.resolve();
   }
 }

@@ -65,8 +65,25 @@ export interface Counters {
 /** A counter's name. */
 export type Counter = keyof Counters;
 
+/**
+ * The name under which a snapshot carries `echod_faults_applied_total` for
+ * one port and fault: `fault:7001:latency` (see {@linkcode faultCounter}).
+ */
+export type FaultCounter = `fault:${number}:${string}`;
+
 /** The counters a part of echod reports (TCP, UDP, or all of them summed). */
-export type Snapshot = Partial<Counters>;
+export type Snapshot = Partial<Counters> & { [counter: FaultCounter]: number };
+
+/** The snapshot key counting fault `key` applied on `port`. */
+export function faultCounter(port: number, key: string): FaultCounter {
+  return `fault:${port}:${key}`;
+}
+
+/** The port and fault a snapshot key counts, or `undefined` when it is no fault counter. */
+export function parseFaultCounter(name: string): { port: number; fault: string } | undefined {
+  const match = /^fault:(\d+):(.+)$/.exec(name);
+  return match === null ? undefined : { port: Number(match[1]), fault: match[2] };
+}
 
 /** Connections of one TCP port, when several are served. */
 export interface PortCounts {
@@ -106,7 +123,7 @@ export const EXPIRED: Readonly<Record<ExpiryReason, Counter>> = {
 };
 
 /** All connections refused at the door, in a snapshot. */
-export function refusedTotal(snapshot: Snapshot): number {
+export function refusedTotal(snapshot: Partial<Counters>): number {
   let total = 0;
   for (const counter of Object.values(REFUSED)) total += snapshot[counter] ?? 0;
   return total;
@@ -116,8 +133,9 @@ export function refusedTotal(snapshot: Snapshot): number {
 export function sumSnapshots(snapshots: Snapshot[]): Snapshot {
   const sum: Snapshot = {};
   for (const snapshot of snapshots) {
-    for (const [key, value] of Object.entries(snapshot) as [Counter, number][]) {
-      sum[key] = (sum[key] ?? 0) + value;
+    const into = sum as Record<string, number>;
+    for (const [key, value] of Object.entries(snapshot) as [string, number][]) {
+      into[key] = (into[key] ?? 0) + value;
     }
   }
   return sum;
@@ -154,9 +172,20 @@ export class Stats implements StatsSource {
   /** Per-port counts, kept only when more than one port is served. */
   readonly byPort: Map<number, PortCounts> = new Map();
 
+  /** Faults applied, by {@linkcode faultCounter} name. */
+  readonly faults: Map<FaultCounter, number> = new Map();
+
+  /** Counts fault `key` applied once on `port`. */
+  countFault(port: number, key: string): void {
+    const name = faultCounter(port, key);
+    this.faults.set(name, (this.faults.get(name) ?? 0) + 1);
+  }
+
   /** A copy of the counters. */
   snapshot(): Snapshot {
-    return { ...this.count };
+    const snapshot: Snapshot = { ...this.count };
+    for (const [name, count] of this.faults) snapshot[name] = count;
+    return snapshot;
   }
 
   /** Copies of the per-port counts (empty with one port). */

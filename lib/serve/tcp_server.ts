@@ -20,6 +20,8 @@ import {
   LOG_INTERVAL,
 } from "./defaults.ts";
 import { Drain } from "./drain.ts";
+import { actsOnTcp, type FaultProfile, type FaultRule, profileFor, tcpKeys } from "./fault_spec.ts";
+import { resetConn } from "./reset.ts";
 import { type Arrival, Gate, peerOf } from "./gate.ts";
 import { Greeting, readHostName } from "./greeting.ts";
 import { bindListeners } from "./listen.ts";
@@ -27,7 +29,7 @@ import { Listener } from "./listener.ts";
 import type { ServeOptions, Server, ShutdownOptions } from "./options.ts";
 import { BufferPool } from "./pump.ts";
 import { type Echo, Session } from "./session.ts";
-import { EXPIRED, type PortCounts, Stats } from "./stats.ts";
+import { EXPIRED, faultCounter, type PortCounts, Stats } from "./stats.ts";
 import { type ExpiryReason, startSweep, type Sweep } from "./sweep.ts";
 import type { StackMode } from "./listen.ts";
 
@@ -63,6 +65,7 @@ export class TcpServer implements Server {
   #drain = new Drain(this.#sessions);
   #echo: Echo;
   #handshakeTimeout: number;
+  #faults: FaultRule[];
   #failures = new LogThrottle(LOG_INTERVAL);
   #log = getLog("conn");
 
@@ -77,6 +80,7 @@ export class TcpServer implements Server {
     this.#admission = options.admission ?? new Admission(options);
     this.#handshakeTimeout = options.tls?.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT;
     this.#echo = echoOf(options, this.stats);
+    this.#faults = (options.faults ?? []).filter((rule) => actsOnTcp(rule.profile));
     this.#gate = new Gate({
       admission: this.#admission,
       stats: this.stats,
@@ -96,6 +100,30 @@ export class TcpServer implements Server {
     this.#listeners = this.#listen(bound.listeners, bound.tls, bound.ports.length > 1);
     this.addresses = this.#listeners.map((listener) => listener.address);
     this.addrs = this.#listeners.map((listener) => listener.addr);
+    this.#seedFaultCounts();
+  }
+
+  /** Every fault counter this server can advance, at 0, so /metrics shows them from the start. */
+  #seedFaultCounts(): void {
+    if (this.#faults.length === 0) return;
+    for (const port of new Set(this.addrs.map((addr) => addr.port))) {
+      const profile = profileFor(this.#faults, port);
+      if (profile === undefined) continue;
+      const keys = [...tcpKeys(profile)];
+      if (profile.refuse) keys.push("refuse");
+      if (profile.stallAfter !== undefined) keys.push("stall-after");
+      if (profile.resetAfter !== undefined) keys.push("reset-after");
+      if (profile.closeAfter !== undefined) keys.push("close-after");
+      for (const key of keys) this.stats.faults.set(faultCounter(port, key), 0);
+    }
+  }
+
+  /** The profile to apply to a new connection on `port`, drawn by its `p`, if any. */
+  #faultFor(port: number): FaultProfile | undefined {
+    if (this.#faults.length === 0) return undefined;
+    const profile = profileFor(this.#faults, port);
+    if (profile === undefined || Math.random() >= profile.p) return undefined;
+    return profile;
   }
 
   /**
@@ -142,20 +170,50 @@ export class TcpServer implements Server {
 
   /** Runs a session for an admitted connection. */
   #open(conn: Deno.Conn, arrival: Arrival): void {
-    const port = this.stats.byPort.size > 0
-      ? this.stats.byPort.get((conn.localAddr as Deno.NetAddr).port)
-      : undefined;
-    const session = new Session(conn, arrival, { handshakeTimeout: this.#handshakeTimeout, port });
+    const localPort = (conn.localAddr as Deno.NetAddr).port;
+    const port = this.stats.byPort.size > 0 ? this.stats.byPort.get(localPort) : undefined;
+    // The TLS echo (tls.ts) has a loop of its own: only `refuse` acts on TLS.
+    const drawn = this.#faultFor(localPort);
+    const fault = arrival.tls && !drawn?.refuse ? undefined : drawn;
+    if (fault?.refuse) return this.#refuseByFault(conn, arrival, localPort);
+    if (fault !== undefined) {
+      for (const key of tcpKeys(fault)) this.stats.countFault(localPort, key);
+    }
+    const session = new Session(conn, arrival, {
+      handshakeTimeout: this.#handshakeTimeout,
+      port,
+      fault,
+      onCut: fault && ((key) => this.stats.countFault(localPort, key)),
+    });
     this.#sessions.add(session);
     this.stats.count.active++;
     if (port !== undefined) port.active++;
-    if (this.#log.isEnabledFor("debug")) this.#log.debug("open {peer}", { peer: peerOf(arrival) });
+    if (this.#log.isEnabledFor("debug")) {
+      this.#log.debug("open {peer}{profile}", {
+        peer: peerOf(arrival),
+        profile: fault === undefined ? "" : ` with fault ${fault.name}`,
+        fault: fault?.name,
+      });
+    }
     // Two small callbacks rather than an async frame held for the life of
     // every connection.
     session.run(this.#echo).then(
       () => this.#close(session, undefined),
       (error: Error) => this.#close(session, error),
     );
+  }
+
+  /** `refuse`: admitted, then reset at once, holding nothing. */
+  #refuseByFault(conn: Deno.Conn, arrival: Arrival, port: number): void {
+    this.stats.countFault(port, "refuse");
+    this.#admission.release(arrival.ip);
+    resetConn(conn);
+    if (this.#log.isEnabledFor("debug")) {
+      this.#log.debug("reset {peer} at once (fault refuse)", {
+        peer: peerOf(arrival),
+        fault: "refuse",
+      });
+    }
   }
 
   #expire(session: Session, reason: ExpiryReason): void {
@@ -177,7 +235,7 @@ export class TcpServer implements Server {
     // What it had read but not yet echoed when the drain closed it: counted
     // once here, not in the echo loop.
     if (session.closing === "shutdown") {
-      this.stats.count.drainCut += session.bytesIn - session.bytesOut;
+      this.stats.count.drainCut += session.bytesIn - session.bytesOut - session.bytesDropped;
     }
     if (failure !== undefined) this.#logFailure(session, failure);
     if (this.#log.isEnabledFor("debug")) this.#logClose(session, failure);
@@ -196,8 +254,10 @@ export class TcpServer implements Server {
 
   #logClose(session: Session, failure: Error | undefined): void {
     this.#log.debug(
-      "close {peer} after {durationMs} ms: {bytesIn} bytes in, {bytesOut} bytes out ({reason})",
+      "close {peer} after {durationMs} ms: {bytesIn} bytes in, {bytesOut} bytes out ({reason}){profile}",
       {
+        profile: session.fault === undefined ? "" : `, fault ${session.fault.name}`,
+        fault: session.fault?.name,
         peer: peerOf(session.arrival),
         durationMs: Math.round(performance.now() - session.openedAt),
         bytesIn: session.bytesIn,

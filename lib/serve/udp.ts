@@ -20,7 +20,14 @@ import { closeQuietly, formatAddr, isClosed } from "../net.ts";
 import { fnv1a, FNV_OFFSET } from "../fnv.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import type { Counter, Snapshot, StatsSource } from "./stats.ts";
+import {
+  type Counter,
+  type FaultCounter,
+  faultCounter,
+  type Snapshot,
+  type StatsSource,
+} from "./stats.ts";
+import { actsOnUdp, type FaultProfile, type FaultRule, profileFor } from "./fault_spec.ts";
 
 /**
  * Source ports above 1023 of services that answer a datagram with another:
@@ -87,6 +94,11 @@ export interface UdpOptions {
    * @default {everyone}
    */
   access?: AccessList;
+  /**
+   * Fault profiles (`--fault`); their `drop`, `duplicate` and `delay` act here.
+   * @default {[]}
+   */
+  faults?: FaultRule[];
 }
 
 /** A running UDP echo service. */
@@ -114,9 +126,58 @@ export function serveUdp(options: UdpOptions): UdpServer {
   const overall = new RateLimiter(options.maxRate ?? DEFAULT_UDP_MAX_RATE);
   // Only what happened; the TCP server's snapshot has every counter at 0.
   const count: Snapshot = {};
-  const add = (counter: Counter, by: number) => count[counter] = (count[counter] ?? 0) + by;
+  const add = (counter: Counter | FaultCounter, by: number) =>
+    count[counter] = (count[counter] ?? 0) + by;
   const log = getLog("udp");
   const throttle = new LogThrottle(LOG_INTERVAL);
+  const faults = (options.faults ?? []).filter((rule) => actsOnUdp(rule.profile));
+  // Answers held back by `delay`, bounded: past the bound a datagram is dropped (as `drop`).
+  const delayed = new Set<ReturnType<typeof setTimeout>>();
+  for (const port of options.ports) {
+    const profile = profileFor(faults, port);
+    if (profile === undefined) continue;
+    for (const key of ["drop", "duplicate", "delay"] as const) {
+      if (profile[key] > 0) count[faultCounter(port, key)] = 0;
+    }
+  }
+
+  async function answer(
+    socket: Deno.DatagramConn,
+    data: Uint8Array,
+    to: Deno.NetAddr,
+    copies = 1,
+  ): Promise<void> {
+    try {
+      for (let i = 0; i < copies; i++) await socket.send(data, to);
+      add("udpEchoed", 1);
+      add("udpBytes", data.length);
+    } catch {
+      // Unreachable peer: nothing to do for a datagram service.
+    }
+  }
+
+  /** Answers as the port's fault profile says: maybe not, maybe twice, maybe later. */
+  function answerWithFault(
+    socket: Deno.DatagramConn,
+    data: Uint8Array,
+    to: Deno.NetAddr,
+    profile: FaultProfile,
+  ): Promise<void> | undefined {
+    const port = (socket.addr as Deno.NetAddr).port;
+    const fault = (key: string): undefined => void add(faultCounter(port, key), 1);
+    if (profile.drop > 0 && Math.random() < profile.drop) return fault("drop");
+    const copies = profile.duplicate > 0 && Math.random() < profile.duplicate ? 2 : 1;
+    if (copies === 2) fault("duplicate");
+    if (profile.delay === 0) return answer(socket, data, to, copies);
+    if (delayed.size >= MAX_DELAYED) return fault("drop");
+    fault("delay");
+    const held = data.slice();
+    const timer = setTimeout(() => {
+      delayed.delete(timer);
+      answer(socket, held, to, copies);
+    }, profile.delay);
+    delayed.add(timer);
+  }
 
   function drop(reason: DropReason, from: Deno.NetAddr): void {
     add(UDP_DROPPED[reason], 1);
@@ -131,6 +192,7 @@ export function serveUdp(options: UdpOptions): UdpServer {
 
   async function echo(socket: Deno.DatagramConn): Promise<void> {
     const buf = new Uint8Array(65_536);
+    const profile = profileFor(faults, (socket.addr as Deno.NetAddr).port);
     for (;;) {
       let data: Uint8Array;
       let from: Deno.NetAddr;
@@ -149,15 +211,8 @@ export function serveUdp(options: UdpOptions): UdpServer {
       else if (options.access !== undefined && !options.access.permits(ip)) drop("denied", from);
       else if (!perSource.take(ip)) drop("source-rate", from);
       else if (!overall.take("*")) drop("global-rate", from);
-      else {
-        try {
-          await socket.send(data, from);
-          add("udpEchoed", 1);
-          add("udpBytes", data.length);
-        } catch {
-          // Unreachable peer: nothing to do for a datagram service.
-        }
-      }
+      else if (profile !== undefined) await answerWithFault(socket, data, from, profile);
+      else await answer(socket, data, from);
     }
   }
 
@@ -171,9 +226,14 @@ export function serveUdp(options: UdpOptions): UdpServer {
     },
     close() {
       for (const socket of sockets) closeQuietly(socket);
+      for (const timer of delayed) clearTimeout(timer);
+      delayed.clear();
     },
   };
 }
+
+/** Answers `delay` may hold at once. */
+const MAX_DELAYED = 4096;
 
 /** Sources whose rate is tracked at once; past it, a new source waits (a many-source flood). */
 const MAX_SOURCES = 100_000;
