@@ -404,3 +404,56 @@ Deno.test("bench fault flags: one-line usage errors", async () => {
     assert.equal(stderr, `echod: ${message}\n`);
   }
 });
+
+Deno.test({
+  name:
+    "bench judges echod's own reset-after port: --expect-reset passes at 1 MiB, --expect-close fails",
+  ignore: skipUnless(
+    Deno.build.os !== "windows",
+    "the echod reset bench test",
+    "Windows drops received data when a reset arrives, so the bytes before it cannot all be counted",
+  ),
+}, async () => {
+  const echod = await startEchod(["--fault", "reset-after=1MiB"]);
+  try {
+    const pass = await bench(echod.port, ["-c", "2", "-d", "1s", "--expect-reset=1MiB"]);
+    assert.equal(pass.code, 0, JSON.stringify(pass.report.errors));
+    assert.ok(pass.report.cuts.asExpected > 0);
+    assert.equal(pass.report.cuts.bytesPerConnection.min, 1_048_576);
+    assert.equal(pass.report.cuts.bytesPerConnection.max, 1_048_576);
+    // echod's reset is a FIN with an RST right behind it: not a clean close.
+    const fail = await bench(echod.port, ["-c", "2", "-d", "1s", "--expect-close=1MiB"]);
+    assert.equal(fail.code, 1);
+    assert.ok(fail.report.errors.reset > 0, JSON.stringify(fail.report.errors));
+    assert.equal(fail.report.cuts.asExpected, 0);
+  } finally {
+    await echod.stop();
+  }
+});
+
+Deno.test("bench judges echod's own close-after port: --expect-close=1000 passes, --expect-reset fails", async () => {
+  const echod = await startEchod(["--fault", "close-after=1000"]);
+  try {
+    const pass = await bench(echod.port, ["-c", "2", "-d", "1s", "--expect-close=1000"]);
+    assert.equal(pass.code, 0, JSON.stringify(pass.report.errors));
+    assert.ok(pass.report.cuts.asExpected > 0);
+    assert.equal(pass.report.cuts.bytesPerConnection.max, 1_000);
+    const fail = await bench(echod.port, ["-c", "2", "-d", "1s", "--expect-reset=1000"]);
+    assert.equal(fail.code, 1);
+    assert.ok(fail.report.errors["early-close"] > 0, JSON.stringify(fail.report.errors));
+  } finally {
+    await echod.stop();
+  }
+});
+
+Deno.test("bench's latency report shows echod's injected latency=100ms: p50 within [100, 115] ms", async () => {
+  const echod = await startEchod(["--fault", "latency=100ms"]);
+  try {
+    const { code, report } = await bench(echod.port, ["-c", "4", "-d", "2s"]);
+    assert.equal(code, 0, JSON.stringify(report.errors));
+    const p50 = report.latencyMs.p50;
+    assert.ok(p50 >= 100 && p50 <= 115, `p50 ${p50} ms`);
+  } finally {
+    await echod.stop();
+  }
+});

@@ -160,6 +160,41 @@ export function judgeEnd(
   if (!right) m.fail("wrong-cut");
 }
 
+// How long a close is watched for the reset that may follow it, and how often.
+const RESET_WATCH_MS = 100;
+const RESET_POLL_MS = 2;
+
+/**
+ * When a cut is expected and the server closed, tells whether a reset came
+ * right behind that close: a server whose runtime cannot send a bare RST
+ * (echod's own `reset-after` is one) sends FIN then RST. After a FIN a read
+ * returns end-of-stream whatever follows, so an empty write (which sends
+ * nothing, but reports the socket's error) is made every few milliseconds
+ * for {@linkcode RESET_WATCH_MS}: once the RST is in it fails, and the end
+ * is a reset. Anything else returns `error` as it was.
+ */
+export async function resetBehindClose(
+  error: unknown,
+  conn: Deno.Conn | undefined,
+  expect: Expectation | undefined,
+): Promise<unknown> {
+  if (conn === undefined || expect === undefined || expect.cut === "stall") return error;
+  if (cutOf(error) !== "close") return error;
+  const nothing = new Uint8Array(0);
+  const deadline = performance.now() + RESET_WATCH_MS;
+  try {
+    while (performance.now() < deadline) {
+      await conn.write(nothing);
+      await new Promise((resolve) => setTimeout(resolve, RESET_POLL_MS));
+    }
+  } catch (probe) {
+    if (cutOf(probe) === "reset") {
+      return new BenchFailure("reset", "server closed, then reset the connection");
+    }
+  }
+  return error;
+}
+
 /** Whether `error` is the server cutting the connection (a close or a reset). */
 export function isCut(error: unknown): boolean {
   return cutOf(error) !== undefined;

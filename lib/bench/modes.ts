@@ -17,6 +17,7 @@ import {
   type Expectation,
   judgeEnd,
   type Link,
+  resetBehindClose,
   sendLimit,
   type Watchdog,
 } from "./expect.ts";
@@ -127,7 +128,10 @@ export async function rrLoop(
       const exact = sent === undefined || got === 0 ||
         Buffer.compare(received.subarray(0, got), sent.subarray(0, got)) === 0;
       if (!exact) m.fail("mismatch");
-      else judgeEnd(m, error, { link, expect: cfg.expect });
+      else {judgeEnd(m, await resetBehindClose(error, conn, cfg.expect), {
+          link,
+          expect: cfg.expect,
+        });}
       at = cfg.offset;
     } finally {
       cfg.watchdog.unwatch(link);
@@ -208,7 +212,7 @@ export async function streamLoop(
         wake?.();
       }
     } catch (error) {
-      failure = error;
+      failure = await resetBehindClose(error, conn, cfg.expect);
     }
     flow.done = true;
     cfg.watchdog.unwatch(link);
@@ -247,7 +251,7 @@ export async function connectLoop(
       at = (at + 1) % PATTERN_PERIOD;
       m.record(startedAt, 1);
     } catch (error) {
-      judgeEnd(m, error, { link, expect: cfg.expect });
+      judgeEnd(m, await resetBehindClose(error, conn, cfg.expect), { link, expect: cfg.expect });
     } finally {
       if (link) cfg.watchdog.unwatch(link);
       if (conn) closeQuietly(conn);
