@@ -22,6 +22,7 @@
  */
 
 import { OptionsError } from "./lib/serve/errors.ts";
+import { type FaultProfile, FaultSpecError, parseFaultSpec } from "./lib/serve/fault_spec.ts";
 import { lineBreaker, unknownPlaceholder } from "./lib/serve/greeting.ts";
 import { refusedTotal } from "./lib/serve/stats.ts";
 import { TcpServer } from "./lib/serve/tcp_server.ts";
@@ -80,6 +81,13 @@ export interface EchodOptions {
    * @default {undefined}
    */
   greeting?: string;
+  /**
+   * Misbehave on purpose on every connection: a fault profile as
+   * `echod --fault` takes it, e.g. `latency=100ms,jitter=20ms`,
+   * `close-after=1000` or `reset-after=1MiB,p=0.5` (TCP keys only).
+   * @default {undefined}
+   */
+  fault?: string;
 }
 
 /** The counters of a running {@linkcode Echod}. */
@@ -125,7 +133,10 @@ export interface Echod extends AsyncDisposable {
 export function serve(options: EchodOptions = {}): Promise<Echod> {
   try {
     if (options.greeting !== undefined) checkGreeting(options.greeting);
-    return Promise.resolve(new Handle(new TcpServer(options)));
+    const faults = options.fault === undefined
+      ? undefined
+      : [{ profile: faultProfile(options.fault) }];
+    return Promise.resolve(new Handle(new TcpServer({ ...options, faults })));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -137,6 +148,24 @@ function checkGreeting(template: string): void {
   if (unknown !== undefined) {
     throw new OptionsError("greeting", `has an unknown placeholder {${unknown}}`);
   }
+}
+
+function faultProfile(spec: string): FaultProfile {
+  let profile: FaultProfile;
+  try {
+    profile = parseFaultSpec(spec);
+  } catch (error) {
+    if (!(error instanceof FaultSpecError)) throw error;
+    throw new OptionsError("fault", `'${spec}': ${error.message}`);
+  }
+  const udp = (["drop", "duplicate", "delay"] as const).find((key) => profile[key] !== 0);
+  if (udp !== undefined) {
+    throw new OptionsError(
+      "fault",
+      `'${spec}': ${udp} acts on UDP, which the library does not serve`,
+    );
+  }
+  return profile;
 }
 
 class Handle implements Echod {

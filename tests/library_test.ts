@@ -76,3 +76,19 @@ Deno.test("serve(): a greeting of two lines rejects with OptionsError", async ()
   assert.ok(error instanceof OptionsError);
   assert.deepEqual([error.option, error.reason], ["greeting", "must be one line"]);
 });
+
+Deno.test("serve({ fault }): the connection misbehaves as told; a bad profile is an OptionsError", async () => {
+  await using echod = await serve({ port: 0, hosts: ["127.0.0.1"], fault: "close-after=5" });
+  const conn = await connect("127.0.0.1", echod.port);
+  await writeAll(conn, new TextEncoder().encode("hello, world"));
+  assert.equal(new TextDecoder().decode(await readExactly(conn, 5)), "hello");
+  assert.ok(await closedByPeer(conn), "closed after exactly 5 bytes");
+  conn.close();
+  for (const fault of ["latency=fast", "drop=0.5"]) {
+    await assert.rejects(
+      serve({ port: 0, hosts: ["127.0.0.1"], fault }),
+      (error: unknown) => error instanceof OptionsError && error.option === "fault",
+      fault,
+    );
+  }
+});
