@@ -7,6 +7,8 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { runProgram } from "../lib/process.ts";
+import { readProc, residentBytes } from "../lib/process_usage.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
 /** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
@@ -186,10 +188,8 @@ export class Echod {
   }
 
   /** Resident set size in bytes (Linux). */
-  async rss(): Promise<number> {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(await readProc(`/proc/${this.pid}/status`));
-    if (!kb) throw new Error(`no VmRSS for process ${this.pid}`);
-    return Number(kb[1]) * 1024;
+  rss(): Promise<number> {
+    return residentBytes(this.pid);
   }
 
   /** CPU time (user + system) the process has used, in seconds (Linux). */
@@ -297,32 +297,12 @@ export async function runEchod(
   permissions: string[] = ["--allow-net"],
   options: RunEchodOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...DENO_FLAGS, ...permissions, "--no-prompt", "main.ts", ...args],
-    cwd: ROOT,
-    env: options.env,
-    stdin: options.input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.input));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-// Deno grants /proc only with --allow-all; cat needs just --allow-run.
-async function readProc(path: string): Promise<string> {
-  const output = await new Deno.Command("cat", { args: [path] }).output();
-  return new TextDecoder().decode(output.stdout);
+  const { code, stdout, stderr } = await runProgram(
+    Deno.execPath(),
+    ["run", ...DENO_FLAGS, ...permissions, "--no-prompt", "main.ts", ...args],
+    { cwd: ROOT, ...options },
+  );
+  return { code, stdout, stderr };
 }
 
 function lineSplitter(): TransformStream<string, string> {
