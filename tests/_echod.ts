@@ -9,6 +9,7 @@
 import { fileURLToPath } from "node:url";
 import { runProgram } from "../lib/process.ts";
 import { readProc, residentBytes } from "../lib/process_usage.ts";
+import { poll } from "./_poll.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
 /** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
@@ -267,17 +268,18 @@ export async function waitForLogFile(
   match: (r: LogRecord) => boolean,
   timeoutMs = 20_000,
 ): Promise<LogRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await Deno.readTextFile(path).catch(() => "");
+  let text = "";
+  return await poll(async () => {
+    text = await Deno.readTextFile(path).catch(() => "");
     const records: LogRecord[] = text.slice(0, text.lastIndexOf("\n") + 1).split("\n")
       .filter((line) => line !== "").map((line) => JSON.parse(line));
-    if (records.some(match)) return records;
-    if (Date.now() > deadline) {
-      throw new Error(`no matching record in ${path} within ${timeoutMs} ms; got:\n${text}`);
-    }
-    await new Promise((r) => setTimeout(r, 20)); // polling the file, see above
-  }
+    return records.some(match) ? records : undefined;
+  }, {
+    what: `a matching record in ${path}`,
+    timeoutMs,
+    intervalMs: 20,
+    describe: () => `\n${text}`,
+  });
 }
 
 /** Options for {@linkcode runEchod}. */

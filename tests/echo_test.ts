@@ -16,6 +16,7 @@ import {
   writeAll,
 } from "./_client.ts";
 import { DUAL_STACK, GRACEFUL_STOP, linuxOnly, startEchod } from "./_echod.ts";
+import { untilStalled } from "./_poll.ts";
 
 Deno.test("one server answers on both 127.0.0.1 and ::1 by default", async () => {
   const echod = await startEchod();
@@ -155,12 +156,11 @@ Deno.test({
     // Wait until the writer stalls: the kernel buffers are full and echod
     // has stopped reading. Progress is sampled, because a stall is the
     // absence of an event.
-    let last = -1;
-    const deadline = Date.now() + 30_000;
-    while (written !== last && Date.now() < deadline) {
-      last = written;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await untilStalled(() => written, {
+      what: "the writer to stall",
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
     const rss = await echod.rss();
     console.log(
       `stalled after ${written} bytes; echod RSS ${baseline} -> ${rss}`,

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
 import { runEchod } from "./_echod.ts";
+import { poll } from "./_poll.ts";
 import { has } from "./_programs.ts";
 import { NOT_INSTALLED } from "../lib/service/system.ts";
 
@@ -37,14 +38,16 @@ async function sc(...args: string[]): Promise<string> {
 
 /** Polls `sc query echod` until its STATE is `state` (the SCM has no way to wait). */
 async function waitForState(state: string, timeout = 30_000): Promise<string> {
-  const deadline = Date.now() + timeout;
   let last = "";
-  while (Date.now() < deadline) {
+  return await poll(async () => {
     last = await sc("query", "echod");
-    if (new RegExp(`STATE\\s*:\\s*\\d+\\s+${state}`).test(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`the service did not reach ${state} in ${timeout} ms; last:\n${last}`);
+    return new RegExp(`STATE\\s*:\\s*\\d+\\s+${state}`).test(last) ? last : undefined;
+  }, {
+    what: `the service to reach ${state}`,
+    timeoutMs: timeout,
+    intervalMs: 200,
+    describe: () => `\n${last}`,
+  });
 }
 
 async function echoOnce(hostname: string, port: number, text: string): Promise<string> {
@@ -136,15 +139,11 @@ Deno.test({
           return;
         }
         // Restarted 5 s after the crash (the first failure action).
-        const deadline = Date.now() + 30_000;
-        let again = "";
-        while (Date.now() < deadline) {
-          again = (await runEchod(["service", "status"], PERMISSIONS)).stdout;
+        await poll(async () => {
+          const again = (await runEchod(["service", "status"], PERMISSIONS)).stdout;
           const now = Number(/RUNNING \(pid (\d+)\)/.exec(again)?.[1] ?? 0);
-          if (now !== 0 && now !== pid) break;
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-        assert.match(again, /RUNNING/);
+          return now !== 0 && now !== pid ? now : undefined;
+        }, { what: "the SCM to restart echod", timeoutMs: 30_000, intervalMs: 500 });
       });
 
       await t.step("echod service stop, start and restart drive the SCM", async () => {
