@@ -8,7 +8,7 @@
 
 import { fileURLToPath } from "node:url";
 import { runProgram } from "../lib/process.ts";
-import { readProc, residentBytes } from "../lib/process_usage.ts";
+import { canReadMemory, readProc, residentBytes } from "../lib/process_usage.ts";
 import { poll } from "./_poll.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
@@ -32,6 +32,22 @@ export const LINUX: boolean = Deno.build.os === "linux";
  */
 export function linuxOnly(test: string, needs: string): boolean {
   return skipUnless(LINUX, test, `it needs ${needs} (Linux; this is ${Deno.build.os})`);
+}
+
+/**
+ * `ignore` for a test that reads echod's resident memory ({@linkcode Echod.rss}):
+ * on Linux through `/proc`, on Windows through FFI (given `--allow-ffi`, as
+ * the test tasks and the Windows lane give it); elsewhere it prints why it is
+ * skipped, and returns true.
+ */
+export function memoryUnreadable(test: string): boolean {
+  return skipUnless(
+    canReadMemory(),
+    test,
+    Deno.build.os === "windows"
+      ? "reading echod's memory on Windows needs --allow-ffi"
+      : `it reads echod's memory through /proc or Windows' API (this is ${Deno.build.os})`,
+  );
 }
 
 /**
@@ -188,7 +204,7 @@ export class Echod {
     return await this.exited();
   }
 
-  /** Resident set size in bytes (Linux). */
+  /** Resident set size in bytes (Linux; Windows with `--allow-ffi`). */
   rss(): Promise<number> {
     return residentBytes(this.pid);
   }

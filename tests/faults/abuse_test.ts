@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
-import { linuxOnly, startEchod } from "../_echod.ts";
+import { linuxOnly, memoryUnreadable, startEchod } from "../_echod.ts";
 import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
 import { poll, untilStalled } from "../_poll.ts";
 
@@ -103,7 +103,7 @@ Deno.test(`slowloris: ${SLOW_CLIENTS} near-silent connections close at --idle-ti
 
 Deno.test({
   name: "slow readers: 20 clients that write and never read leave memory bounded and others served",
-  ignore: linuxOnly("the slow-readers test", "/proc to read echod's memory"),
+  ignore: memoryUnreadable("the slow-readers test"),
 }, async () => {
   const echod = await startEchod(["--idle-timeout", "3s"]);
   const baseline = await echod.rss();
