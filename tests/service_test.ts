@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { XMLParser, XMLValidator } from "fast-xml-parser";
+// Not in deno.json's imports: `deno task` installs every package listed there, and
+// serving should fetch no development tool (pinned in deno.dev.lock instead).
+// deno-lint-ignore no-import-prefix
+import { XMLParser, XMLValidator } from "npm:fast-xml-parser@5.12.1";
 import { launchctlSteps } from "../lib/service/launchd.ts";
 import { NOT_INSTALLED } from "../lib/service/system.ts";
 import { LINUX, ROOT, runEchod, skipUnless } from "./_echod.ts";
