@@ -22,6 +22,10 @@ export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
  */
 export const DUAL_STACK: boolean = Deno.build.os !== "windows";
 
+/** Whether this is Windows under Wine (the Windows lane), which Wine's environment names. */
+export const WINE: boolean = Deno.build.os === "windows" &&
+  Deno.env.get("WINECONFIGDIR") !== undefined;
+
 /** Whether /proc, `sh` and `ulimit` are there (Linux), for memory, CPU and descriptor tests. */
 export const LINUX: boolean = Deno.build.os === "linux";
 

@@ -11,14 +11,13 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
-import { runEchod } from "./_echod.ts";
+import { runEchod, WINE } from "./_echod.ts";
 import { poll } from "./_poll.ts";
 import { has } from "./_programs.ts";
 import { NOT_INSTALLED } from "../lib/service/system.ts";
 
 const WINDOWS = Deno.build.os === "windows";
-// Wine's environment names it; its service manager differs from Windows in one place (below).
-const WINE = WINDOWS && Deno.env.get("WINECONFIGDIR") !== undefined;
+// Wine's service manager differs from Windows in one place (below).
 const PERMISSIONS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-run"];
 
 function skipReason(): string | undefined {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
-import { linuxOnly, memoryUnreadable, startEchod } from "../_echod.ts";
+import { linuxOnly, memoryUnreadable, skipUnless, startEchod, WINE } from "../_echod.ts";
 import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
 import { poll, untilStalled } from "../_poll.ts";
 
@@ -103,7 +103,12 @@ Deno.test(`slowloris: ${SLOW_CLIENTS} near-silent connections close at --idle-ti
 
 Deno.test({
   name: "slow readers: 20 clients that write and never read leave memory bounded and others served",
-  ignore: memoryUnreadable("the slow-readers test"),
+  ignore: memoryUnreadable("the slow-readers test") ||
+    skipUnless(
+      !WINE,
+      "the slow-readers test",
+      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (real Windows runs it)",
+    ),
 }, async () => {
   const echod = await startEchod(["--idle-timeout", "3s"]);
   const baseline = await echod.rss();

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, pattern, readExactly, writeAll } from "../_client.ts";
-import { LINUX, linuxOnly, memoryUnreadable } from "../_echod.ts";
+import { LINUX, linuxOnly, memoryUnreadable, skipUnless, WINE } from "../_echod.ts";
 import { connectTls, startTlsEchod } from "../_tls.ts";
 import { poll } from "../_poll.ts";
 
@@ -132,7 +132,12 @@ Deno.test({
 Deno.test({
   name:
     "TLS: 20 slow readers that write and never read hold memory bounded while others are served",
-  ignore: memoryUnreadable("the TLS slow-readers test"),
+  ignore: memoryUnreadable("the TLS slow-readers test") ||
+    skipUnless(
+      !WINE,
+      "the TLS slow-readers test",
+      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (real Windows runs it)",
+    ),
   async fn() {
     const echod = await startTlsEchod();
     try {
