@@ -44,7 +44,7 @@ export const COMPILE_FLAGS = [
   "--include",
   "lib/serve/worker_thread.ts",
   "--include",
-  "lib/bench/worker.ts",
+  "lib/bench/load_worker.ts",
 ];
 
 if (import.meta.main) {

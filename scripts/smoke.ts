@@ -18,6 +18,8 @@
  * @module
  */
 
+import { runProgram } from "../lib/process.ts";
+
 /** How to start echod: a compiled binary, or Deno running main.ts. */
 function echodCommand(): { program: string; prefix: string[]; target: string } {
   const [binary, target] = Deno.args;
@@ -69,24 +71,10 @@ async function run(
   args: string[],
   stdin?: string,
 ): Promise<{ code: number; out: string; err: string }> {
-  const child = new Deno.Command(program, {
-    args: [...prefix, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout),
-    err: decoder.decode(output.stderr),
-  };
+  const { code, stdout, stderr } = await runProgram(program, [...prefix, ...args], {
+    input: stdin,
+  });
+  return { code, out: stdout, err: stderr };
 }
 
 /** Starts `echod serve` and resolves with it and its port once it listens. */

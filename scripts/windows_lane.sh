@@ -63,7 +63,7 @@ setup() {
   # The Windows Deno reads modules from a cache the Linux one fills: its
   # default one (%LOCALAPPDATA%\deno), which a service started by Wine's
   # service manager (with an environment of its own) finds too.
-  DENO_DIR="$CACHE" "${LINUX_DENO[@]}" cache --quiet main.ts lib/serve/worker_thread.ts lib/bench/worker.ts \
+  DENO_DIR="$CACHE" "${LINUX_DENO[@]}" cache --quiet --lock=deno.dev.lock main.ts lib/serve/worker_thread.ts lib/bench/load_worker.ts \
     tests/*.ts tests/faults/*.ts scripts/smoke.ts scripts/lint_workflows.ts >/dev/null 2>&1 || skip "could not fill the module cache"
   echo "windows lane: ready ($version)"
 }
@@ -102,7 +102,7 @@ run_suite() {
   setup
   echo "windows lane: $what under Wine"
   keep_prefix
-  ECHOD_TEST_DENO_FLAGS=--cached-only wine deno.exe test --cached-only --allow-net --allow-run --allow-read --allow-write --allow-env \
+  ECHOD_TEST_DENO_FLAGS=--cached-only wine deno.exe test --cached-only --lock=deno.dev.lock --allow-net --allow-run --allow-read --allow-write --allow-env \
     --allow-sys=hostname,uid --allow-ffi --junit-path="$junit" "$@"
   local status=$?
   end_prefix

@@ -7,6 +7,7 @@
 
 import { connect } from "./_client.ts";
 import { has } from "./_programs.ts";
+import { poll } from "./_poll.ts";
 
 /** Whether HAProxy is installed (Debian's package, installed by .ci/run). */
 export const HAS_HAPROXY: boolean = has("haproxy");
@@ -65,16 +66,15 @@ export async function startHaproxy(
     await Deno.remove(dir, { recursive: true });
   }
   // Ready when its frontend accepts (HAProxy prints nothing on start).
-  for (let tries = 0;; tries++) {
-    try {
-      (await connect("127.0.0.1", port)).close();
-      return { port, stop };
-    } catch (error) {
-      if (tries > 200) {
-        await stop();
-        throw error;
-      }
-      await new Promise((r) => setTimeout(r, 25)); // polling a port HAProxy has not opened yet
-    }
+  try {
+    await poll(async () => (await connect("127.0.0.1", port)).close() ?? true, {
+      what: `HAProxy to open port ${port}`,
+      timeoutMs: 5_000,
+      intervalMs: 25,
+    });
+  } catch (error) {
+    await stop();
+    throw error;
   }
+  return { port, stop };
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { writeAll } from "./_client.ts";
 import { type Echod, GRACEFUL_STOP } from "./_echod.ts";
 import { type ExportedCounter, sampleOf } from "../lib/serve/metrics.ts";
+import { poll } from "./_poll.ts";
 
 /** GETs `path` from the metrics address echod announced. */
 export async function scrape(
@@ -71,12 +72,13 @@ export async function metricReaching(
   sample: string,
   options: { atLeast: number; timeout?: number },
 ): Promise<number> {
-  const deadline = performance.now() + (options.timeout ?? 10_000);
-  for (;;) {
-    const value = metric((await scrape(echod)).text, sample);
-    if (value >= options.atLeast || performance.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let value = NaN;
+  await poll(async () => {
+    value = metric((await scrape(echod)).text, sample);
+    return value >= options.atLeast ? value : undefined;
+  }, { what: `${sample} to reach ${options.atLeast}`, timeoutMs: options.timeout ?? 10_000 })
+    .catch(() => {}); // the caller asserts on the value
+  return value;
 }
 
 /**

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "./_client.ts";
 import { type Echod, ROOT, runEchod, skipUnless, startEchod } from "./_echod.ts";
 import { metric, scrape } from "./_metrics.ts";
-import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
+import { connectTls, startTlsEchod } from "./_tls.ts";
 import { readLine } from "../lib/net.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 import { HAS_HAPROXY, startHaproxy } from "./_haproxy.ts";
@@ -99,13 +99,8 @@ Deno.test("--greeting behind PROXY v1 and v2 headers names the client the proxy 
 
 Deno.test({
   name: "--greeting over TLS comes after the handshake, inside TLS",
-  ignore: skipUnless(HAS_OPENSSL, "the greeting over TLS", "openssl is not installed"),
   async fn() {
-    const { cert, key, permissions } = await testCertificates();
-    const echod = await startEchod(
-      ["--tls-cert", cert, "--tls-key", key, "--greeting={transport} {local}"],
-      { permissions },
-    );
+    const echod = await startTlsEchod(["--greeting={transport} {local}"]);
     try {
       const line = await greeted("", 0, await connectTls("127.0.0.1", echod.port));
       assert.equal(line, `tls 127.0.0.1:${echod.port}`);

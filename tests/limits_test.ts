@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, MAPPED_LOOPBACK, roundTrip } from "./_client.ts";
 import { type Echod, GRACEFUL_STOP, linuxOnly, type LogRecord, startEchod } from "./_echod.ts";
+import { poll } from "./_poll.ts";
 
 function closes(echod: Echod, count: number): Promise<LogRecord> {
   let seen = 0;
@@ -128,15 +129,11 @@ Deno.test("--max-lifetime closes even a busy connection", async () => {
   const conn = await connect("127.0.0.1", echod.port);
   const opened = performance.now();
   try {
-    let closed = false;
-    while (!closed) {
-      try {
-        closed = (await roundTrip(conn, "tick")) !== "tick";
-      } catch {
-        closed = true;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Ticks until echod closes it (a failed round trip is the close).
+    await poll(
+      async () => (await roundTrip(conn, "tick").catch(() => "")) !== "tick" || undefined,
+      { what: "echod to close the connection at its lifetime", timeoutMs: 10_000 },
+    );
     const lived = performance.now() - opened;
     assert.ok(lived >= 480 && lived < 3_000, `lived ${lived.toFixed(0)} ms`);
     await echod.waitFor((r) => r.reason === "max-lifetime");

@@ -29,7 +29,15 @@ async function lintWorkflow(runner: string): Promise<{ code: number; stdout: str
   try {
     await Deno.writeTextFile(`${dir}/release.yml`, workflow(runner));
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...DENO_FLAGS, "--allow-read", "scripts/lint_workflows.ts", dir],
+      // The development lock: deno.lock holds only what serving needs.
+      args: [
+        "run",
+        ...DENO_FLAGS,
+        "--lock=deno.dev.lock",
+        "--allow-read",
+        "scripts/lint_workflows.ts",
+        dir,
+      ],
       cwd: ROOT,
       stdout: "piped",
       stderr: "inherit",

@@ -5,8 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { ROOT, runEchod } from "./_echod.ts";
+// Not in deno.json's imports: `deno task` installs every package listed there, and
+// serving should fetch no development tool (pinned in deno.dev.lock instead).
+// deno-lint-ignore no-import-prefix
+import { XMLParser, XMLValidator } from "npm:fast-xml-parser@5.12.1";
+import { launchctlSteps } from "../lib/service/launchd.ts";
+import { NOT_INSTALLED } from "../lib/service/system.ts";
+import { LINUX, ROOT, runEchod, skipUnless } from "./_echod.ts";
 import { has } from "./_programs.ts";
 
 const SERVICE_PERMISSIONS = [
@@ -229,12 +234,24 @@ Deno.test({
 
 Deno.test("service usage errors: one line each, exit 2", async () => {
   const other = Deno.build.os === "darwin" ? "systemd" : "launchd";
+  const foreign = Deno.build.os === "windows" ? "systemd" : "windows";
   for (
     const [args, message] of [
       [["service"], /^echod service needs an action: /],
       [
+        ["service", "reboot"],
+        /^unknown service action 'reboot': use install, uninstall, status, start, stop, restart, print, run$/,
+      ],
+      [["service", "stop", other], new RegExp(`^a ${other} service cannot be stopped on `)],
+      [
+        ["service", "run", foreign],
+        new RegExp(`^a ${foreign} service cannot be run on ${Deno.build.os}: this host uses `),
+      ],
+      [
         ["service", "start"],
-        /^unknown service action 'start': use install, uninstall, status, print, run$/,
+        Deno.build.os === "windows"
+          ? /^echod service start needs ffi permission: add --allow-ffi to the deno command$/
+          : /^echod service start needs run permission: add --allow-run=(systemctl|launchctl) to the deno command$/,
       ],
       [
         ["service", "print", "upstart"],
@@ -268,6 +285,92 @@ Deno.test("service usage errors: one line each, exit 2", async () => {
     assert.equal(stderr.split("\n").length, 2, stderr);
     assert.match(stderr.replace(/^echod: /, "").trimEnd(), message);
   }
+});
+
+Deno.test({
+  name: "service start, stop and restart run systemctl; an image root is refused",
+  ignore: skipUnless(
+    LINUX,
+    "the systemctl control test",
+    `systemd is Linux's (this is ${Deno.build.os})`,
+  ),
+}, async () => {
+  // A stand-in systemctl on PATH records its calls and answers as systemd
+  // does for a missing unit or a user who is not root.
+  const dir = await Deno.makeTempDir();
+  const calls = `${dir}/calls`;
+  await Deno.writeTextFile(
+    `${dir}/systemctl`,
+    `#!/bin/sh
+echo "$*" >>"${calls}"
+case "$FAKE_SYSTEMCTL" in
+  missing) echo "Failed to $1 echod.service: Unit echod.service not found." >&2; exit 5 ;;
+  denied) echo "Failed to $1 echod.service: Interactive authentication required." >&2; exit 1 ;;
+esac
+`,
+  );
+  await Deno.chmod(`${dir}/systemctl`, 0o755);
+  const control = (action: string, mode = "") =>
+    runEchod(["service", action], ["--allow-read", "--allow-run=systemctl"], {
+      env: { PATH: `${dir}:${Deno.env.get("PATH")}`, FAKE_SYSTEMCTL: mode },
+    });
+  try {
+    for (
+      const [action, done] of [["start", "running"], ["stop", "stopped"], [
+        "restart",
+        "restarted",
+      ]]
+    ) {
+      const { code, stdout, stderr } = await control(action);
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout, `echod is ${done} (systemctl status echod)\n`);
+    }
+    assert.equal(
+      await Deno.readTextFile(calls),
+      "start echod.service\nstop echod.service\nrestart echod.service\n",
+    );
+    const missing = await control("start", "missing");
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, `echod: ${NOT_INSTALLED}\n`);
+    const denied = await control("stop", "denied");
+    assert.equal(denied.code, 1);
+    assert.equal(
+      denied.stderr,
+      "echod: systemctl stop was denied: run echod service as root (sudo) or Administrator\n",
+    );
+    const image = await runEchod(["service", "restart", "--root", dir], [
+      "--allow-read",
+      "--allow-run=systemctl",
+    ]);
+    assert.equal(image.code, 2);
+    assert.equal(
+      image.stderr,
+      "echod: --root installs into an image, where nothing runs: echod service restart is for the running system\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("launchd: stop unloads the daemon, start loads or kicks it, restart kills it first", () => {
+  const plistPath = "/Library/LaunchDaemons/dev.echod.plist";
+  const bootstrap = [["bootstrap", "system", plistPath]];
+  assert.deepEqual(launchctlSteps("stop", { loaded: true, plistPath }), [[
+    "bootout",
+    "system/dev.echod",
+  ]]);
+  assert.deepEqual(launchctlSteps("stop", { loaded: false, plistPath }), []);
+  assert.deepEqual(launchctlSteps("start", { loaded: false, plistPath }), bootstrap);
+  assert.deepEqual(launchctlSteps("restart", { loaded: false, plistPath }), bootstrap);
+  assert.deepEqual(launchctlSteps("start", { loaded: true, plistPath }), [[
+    "kickstart",
+    "system/dev.echod",
+  ]]);
+  assert.deepEqual(launchctlSteps("restart", { loaded: true, plistPath }), [[
+    "kickstart",
+    "-k",
+    "system/dev.echod",
+  ]]);
 });
 
 // deno compile downloads the runtime it embeds; where that is impossible the

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
 import { type LogRecord, startEchod, waitForLogFile } from "./_echod.ts";
+import { poll } from "./_poll.ts";
 
 const ignore = Deno.build.os === "windows";
 if (ignore) {
@@ -28,13 +29,12 @@ Deno.test({
     echod.kill("SIGUSR1");
     await echod.waitForMessage("received SIGUSR1: closed the debugger");
     // The debugger port answers no one once echod has closed it (a second close follows in 100 ms).
-    let open = true;
-    for (let i = 0; i < 20 && open; i++) {
-      open = await Deno.connect({ hostname: "127.0.0.1", port: 9229 })
-        .then((c) => (c.close(), true), () => false);
-      if (open) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(open, false, "the debugger is still listening on 127.0.0.1:9229");
+    await poll(
+      () =>
+        Deno.connect({ hostname: "127.0.0.1", port: 9229 })
+          .then((c) => c.close(), () => true),
+      { what: "the debugger to stop listening on 127.0.0.1:9229", timeoutMs: 1_000 },
+    );
     echod.kill("SIGUSR2");
     await echod.waitForMessage("received SIGUSR2: ignored");
     const conn = await connect("127.0.0.1", echod.port);

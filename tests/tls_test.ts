@@ -5,13 +5,10 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
-import { runEchod, skipUnless, startEchod } from "./_echod.ts";
-import { connectTls, HAS_OPENSSL, testCertificates } from "./_tls.ts";
+import { runEchod } from "./_echod.ts";
+import { connectTls, startTlsEchod, testCertificates } from "./_tls.ts";
 
-const certs = HAS_OPENSSL ? await testCertificates() : undefined;
-const cert = certs?.cert ?? "cert.pem";
-const key = certs?.key ?? "key.pem";
-const TLS_PERMISSIONS = certs?.permissions ?? [];
+const { cert, key } = testCertificates();
 
 async function tlsRoundTrip(host: string, port: number, text: string): Promise<string> {
   const conn = await connectTls(host, port);
@@ -23,12 +20,9 @@ async function tlsRoundTrip(host: string, port: number, text: string): Promise<s
 }
 
 Deno.test({
-  name: "TLS on --port: echo over IPv4 and IPv6 with a certificate made for the test",
-  ignore: skipUnless(HAS_OPENSSL, "the TLS echo test", "openssl is not installed"),
+  name: "TLS on --port: echo over IPv4 and IPv6 with the test certificate",
   async fn() {
-    const echod = await startEchod(["--tls-cert", cert, "--tls-key", key], {
-      permissions: TLS_PERMISSIONS,
-    });
+    const echod = await startTlsEchod();
     try {
       assert.match(String(echod.ready?.addresses), /\(TLS\)$/);
       assert.equal(await tlsRoundTrip("127.0.0.1", echod.port, "secret v4"), "secret v4");
@@ -42,11 +36,8 @@ Deno.test({
 
 Deno.test({
   name: "--tls-port serves TLS beside plain TCP on --port",
-  ignore: skipUnless(HAS_OPENSSL, "the --tls-port test", "openssl is not installed"),
   async fn() {
-    const echod = await startEchod(["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"], {
-      permissions: TLS_PERMISSIONS,
-    });
+    const echod = await startTlsEchod(["--tls-port", "0"]);
     try {
       const tlsPort = echod.ready?.tlsPort as number;
       assert.ok(tlsPort > 0 && tlsPort !== echod.port);

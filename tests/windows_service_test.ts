@@ -2,7 +2,8 @@
  * echod as a native Windows service, end to end: installed with `echod
  * service install` (the Service Control Manager through FFI), controlled
  * with `sc.exe`, echoing over IPv4 and IPv6, draining on `sc stop`, seen by
- * the SCM after a crash, updated by a second install, and removed.
+ * the SCM after a crash, stopped, started and restarted with `echod service`,
+ * updated by a second install, and removed.
  *
  * Windows only (the Windows lane runs it under Wine; ci.yml on windows-latest).
  * It needs Administrator and a free service name `echod`.
@@ -10,12 +11,13 @@
 
 import assert from "node:assert/strict";
 import { connect, roundTrip } from "./_client.ts";
-import { runEchod } from "./_echod.ts";
+import { runEchod, WINE } from "./_echod.ts";
+import { poll } from "./_poll.ts";
 import { has } from "./_programs.ts";
+import { NOT_INSTALLED } from "../lib/service/system.ts";
 
 const WINDOWS = Deno.build.os === "windows";
-// Wine's environment names it; its service manager differs from Windows in one place (below).
-const WINE = WINDOWS && Deno.env.get("WINECONFIGDIR") !== undefined;
+// Wine's service manager differs from Windows in one place (below).
 const PERMISSIONS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-run"];
 
 function skipReason(): string | undefined {
@@ -35,14 +37,16 @@ async function sc(...args: string[]): Promise<string> {
 
 /** Polls `sc query echod` until its STATE is `state` (the SCM has no way to wait). */
 async function waitForState(state: string, timeout = 30_000): Promise<string> {
-  const deadline = Date.now() + timeout;
   let last = "";
-  while (Date.now() < deadline) {
+  return await poll(async () => {
     last = await sc("query", "echod");
-    if (new RegExp(`STATE\\s*:\\s*\\d+\\s+${state}`).test(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`the service did not reach ${state} in ${timeout} ms; last:\n${last}`);
+    return new RegExp(`STATE\\s*:\\s*\\d+\\s+${state}`).test(last) ? last : undefined;
+  }, {
+    what: `the service to reach ${state}`,
+    timeoutMs: timeout,
+    intervalMs: 200,
+    describe: () => `\n${last}`,
+  });
 }
 
 async function echoOnce(hostname: string, port: number, text: string): Promise<string> {
@@ -63,7 +67,7 @@ function freePort(): number {
 
 Deno.test({
   name:
-    "Windows service: install, echo on IPv4 and IPv6, drain on sc stop, crash, update, uninstall",
+    "Windows service: install, echo on IPv4 and IPv6, drain on sc stop, crash, stop/start/restart, update, uninstall",
   ignore: reason !== undefined,
   sanitizeResources: false,
   async fn(t) {
@@ -134,15 +138,33 @@ Deno.test({
           return;
         }
         // Restarted 5 s after the crash (the first failure action).
-        const deadline = Date.now() + 30_000;
-        let again = "";
-        while (Date.now() < deadline) {
-          again = (await runEchod(["service", "status"], PERMISSIONS)).stdout;
+        await poll(async () => {
+          const again = (await runEchod(["service", "status"], PERMISSIONS)).stdout;
           const now = Number(/RUNNING \(pid (\d+)\)/.exec(again)?.[1] ?? 0);
-          if (now !== 0 && now !== pid) break;
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-        assert.match(again, /RUNNING/);
+          return now !== 0 && now !== pid ? now : undefined;
+        }, { what: "the SCM to restart echod", timeoutMs: 30_000, intervalMs: 500 });
+      });
+
+      await t.step("echod service stop, start and restart drive the SCM", async () => {
+        const stop = await runEchod(["service", "stop"], PERMISSIONS);
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.equal(stop.stdout, "echod is stopped (sc query echod)\n");
+        assert.match(await sc("query", "echod"), /STOPPED/);
+        await assertRejectsConnect(port);
+        const start = await runEchod(["service", "start"], PERMISSIONS);
+        assert.equal(start.code, 0, start.stderr);
+        const first = Number(
+          /^echod is running \(pid (\d+); sc query echod\)$/m.exec(start.stdout)?.[1],
+        );
+        assert.ok(first > 0, start.stdout);
+        assert.equal(await echoOnce("127.0.0.1", port, "started"), "started");
+        const restart = await runEchod(["service", "restart"], PERMISSIONS);
+        assert.equal(restart.code, 0, restart.stderr);
+        const second = Number(
+          /^echod is restarted \(pid (\d+); sc query echod\)$/m.exec(restart.stdout)?.[1],
+        );
+        assert.ok(second > 0 && second !== first, `pid ${first}, then ${restart.stdout}`);
+        assert.equal(await echoOnce("::1", port, "restarted"), "restarted");
       });
 
       await t.step("install again updates it and starts it", async () => {
@@ -163,6 +185,9 @@ Deno.test({
         assert.equal(status.code, 4);
         assert.match(status.stdout, /not installed/);
         await assertRejectsConnect(port);
+        const start = await runEchod(["service", "start"], PERMISSIONS);
+        assert.equal(start.code, 1);
+        assert.equal(start.stderr, `echod: ${NOT_INSTALLED}\n`);
       });
     } finally {
       await runEchod(["service", "uninstall"], PERMISSIONS);

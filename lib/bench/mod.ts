@@ -7,7 +7,7 @@
 
 import { benchmark, type BenchOptions, type BenchReport, mergeReports } from "./runner.ts";
 import { formatReport, htmlReport } from "./report.ts";
-import type { WorkerRequest } from "./worker.ts";
+import type { WorkerRequest } from "./load_worker.ts";
 import { BENCH_DEFAULTS, type BenchConfig } from "./options.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
@@ -67,7 +67,7 @@ function showProgress(p: { elapsedMs: number; done: number; errors: number }): v
   Deno.stderr.writeSync(new TextEncoder().encode(line));
 }
 
-const WORKER_URL = new URL("./worker.ts", import.meta.url);
+const WORKER_URL = new URL("./load_worker.ts", import.meta.url);
 
 async function inWorkers(options: BenchOptions, workers: number): Promise<BenchReport> {
   checkWorkerModule(WORKER_URL);

@@ -29,7 +29,7 @@ export function helpText(spec: CommandSpec): string {
     client: "Durations: 500ms, 30s, 10m, 1h.",
     bench: "Durations: 500ms, 30s, 10m, 1h. Sizes: 512, 64KiB, 1MiB.",
     service:
-      "install, uninstall and status need root (sudo) or Administrator; print needs nothing.",
+      "install, uninstall, status, start, stop and restart need root (sudo) or Administrator; print needs nothing.",
   }[command];
   return [
     ...header,

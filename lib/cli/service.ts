@@ -8,6 +8,7 @@
 import { UsageError } from "../errors.ts";
 import {
   hostServiceKind,
+  isControl,
   SERVICE_KINDS,
   type ServiceAction,
   type ServiceConfig,
@@ -21,7 +22,7 @@ export const SERVICE: CommandSpec = {
   name: "service",
   summary: "install echod as a system service (systemd, launchd, Windows service)",
   usage:
-    "echod service install|uninstall|status|print|run [systemd|launchd|windows] [-- SERVE OPTIONS]",
+    "echod service install|uninstall|status|start|stop|restart|print|run [systemd|launchd|windows] [-- SERVE OPTIONS]",
   target: false,
   options: [
     {
@@ -36,6 +37,7 @@ export const SERVICE: CommandSpec = {
     "sudo echod service install -- --port 7007 --max-conns 20000",
     "echod service print launchd -- --port 7007",
     "sudo echod service status",
+    "sudo echod service restart",
     "sudo echod service uninstall",
     "echod service run -- --port 7007   (Windows: how the service manager starts echod)",
   ],
@@ -45,9 +47,24 @@ const SERVICE_ACTIONS: readonly ServiceAction[] = [
   "install",
   "uninstall",
   "status",
+  "start",
+  "stop",
+  "restart",
   "print",
   "run",
 ];
+
+/** How each action reads in "a KIND service cannot be …" (English participles are irregular). */
+const DONE: Record<ServiceAction, string> = {
+  install: "installed",
+  uninstall: "uninstalled",
+  status: "queried",
+  start: "started",
+  stop: "stopped",
+  restart: "restarted",
+  print: "printed",
+  run: "run",
+};
 
 /**
  * Turns the positionals (action, kind), the serve options after `--` and
@@ -85,9 +102,7 @@ export function serviceConfig(
     kind = kindText as ServiceKind;
     if (action !== "print" && kind !== host) {
       throw new UsageError(
-        `a ${kind} service cannot be ${
-          action === "status" ? "queried" : `${action}ed`
-        } on ${Deno.build.os}: ` +
+        `a ${kind} service cannot be ${DONE[action as ServiceAction]} on ${Deno.build.os}: ` +
           `this host uses ${host} (echod service print ${kind} shows the file)`,
       );
     }
@@ -100,6 +115,11 @@ export function serviceConfig(
   const root = opts.path("root");
   if (root !== undefined && kind !== "systemd") {
     throw new UsageError("--root is for systemd only");
+  }
+  if (root !== undefined && isControl(action as ServiceAction)) {
+    throw new UsageError(
+      `--root installs into an image, where nothing runs: echod service ${action} is for the running system`,
+    );
   }
   const serve = readOptions(serveArgs, SERVE);
   if (serve.values.has("help") || serve.values.has("version")) {

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { ServiceConfig } from "./spec.ts";
+import { RuntimeError } from "../errors.ts";
+import type { ControlAction, ServiceConfig } from "./spec.ts";
 import {
   descriptorLimit,
   LAUNCHD_LABEL,
@@ -17,8 +18,11 @@ import {
   exists,
   manage,
   needPermissions,
+  NOT_INSTALLED,
   passThrough,
   removeFile,
+  reportControl,
+  succeeds,
   writeIfChanged,
 } from "./system.ts";
 
@@ -64,7 +68,24 @@ ${args}
 `;
 }
 
-/** Installs, removes or queries the daemon. */
+/**
+ * The launchctl commands that start, stop or restart the daemon, given
+ * whether launchd has it loaded. With `KeepAlive`, killing the process
+ * would only restart it: stopping unloads the job (`bootout`), and
+ * starting an unloaded one loads it again from its plist (`bootstrap`).
+ */
+export function launchctlSteps(
+  action: ControlAction,
+  options: { loaded: boolean; plistPath: string },
+): string[][] {
+  const target = `system/${LAUNCHD_LABEL}`;
+  if (action === "stop") return options.loaded ? [["bootout", target]] : [];
+  if (!options.loaded) return [["bootstrap", "system", options.plistPath]];
+  // kickstart starts a loaded job that is not running; -k kills a running one first.
+  return action === "restart" ? [["kickstart", "-k", target]] : [["kickstart", target]];
+}
+
+/** Installs, removes, queries, starts, stops or restarts the daemon. */
 export async function launchd(config: ServiceConfig, spec: ServiceSpec): Promise<number> {
   const plistPath = `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist`;
   const target = `system/${LAUNCHD_LABEL}`;
@@ -90,6 +111,17 @@ export async function launchd(config: ServiceConfig, spec: ServiceSpec): Promise
       await manage("launchctl", ["bootout", target], { mayFail: true });
       await removeFile(plistPath);
       console.log(`echod is stopped and removed (${plistPath})`);
+      return 0;
+    }
+    case "start":
+    case "stop":
+    case "restart": {
+      if (!(await exists(plistPath))) throw new RuntimeError(NOT_INSTALLED);
+      const loaded = await succeeds("launchctl", ["print", target]);
+      for (const args of launchctlSteps(config.action, { loaded, plistPath })) {
+        await manage("launchctl", args);
+      }
+      reportControl(config.action, ` (launchctl print ${target})`);
       return 0;
     }
     default:

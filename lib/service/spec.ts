@@ -18,7 +18,7 @@ export type ServiceKind = "systemd" | "launchd" | "windows";
 /** The kinds, for the command line. */
 export const SERVICE_KINDS: readonly ServiceKind[] = ["systemd", "launchd", "windows"];
 
-/** The service name (systemd unit, Windows task). */
+/** The service name (systemd unit, Windows service). */
 export const SERVICE_NAME = "echod";
 
 /** The launchd label. */
@@ -66,7 +66,23 @@ export interface ServiceSpec {
 }
 
 /** What `echod service` can do. */
-export type ServiceAction = "install" | "uninstall" | "status" | "print" | "run";
+export type ServiceAction =
+  | "install"
+  | "uninstall"
+  | "status"
+  | "start"
+  | "stop"
+  | "restart"
+  | "print"
+  | "run";
+
+/** The actions that start, stop or restart an installed service. */
+export type ControlAction = "start" | "stop" | "restart";
+
+/** Whether `action` starts, stops or restarts an installed service. */
+export function isControl(action: ServiceAction): action is ControlAction {
+  return action === "start" || action === "stop" || action === "restart";
+}
 
 /** Everything the `service` command runs with. */
 export interface ServiceConfig {
@@ -207,7 +223,7 @@ function isAbsolute(path: string): boolean {
   return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\");
 }
 
-/** Escapes text for XML (plist, task definitions). */
+/** Escapes text for XML (the launchd plist). */
 export function xmlEscape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
     .replace(/"/g, "&quot;");

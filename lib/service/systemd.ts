@@ -19,6 +19,7 @@ import {
   needPermissions,
   passThrough,
   removeFile,
+  reportControl,
   writeIfChanged,
 } from "./system.ts";
 
@@ -111,7 +112,7 @@ export function systemdQuote(word: string): string {
   return /[\s"'\\;]/.test(word) || word === "" ? `"${escaped}"` : escaped;
 }
 
-/** Installs, removes or queries the unit (`config.root`: into an offline root). */
+/** Installs, removes, queries, starts, stops or restarts the unit (`config.root`: into an offline root). */
 export async function systemd(config: ServiceConfig, spec: ServiceSpec): Promise<number> {
   const root = config.root ?? "";
   const unitDir = `${root}/etc/systemd/system`;
@@ -144,6 +145,16 @@ export async function systemd(config: ServiceConfig, spec: ServiceSpec): Promise
       await removeFile(unitPath);
       if (root === "") await manage("systemctl", ["daemon-reload"]);
       console.log(`echod is stopped and removed (${unitPath})`);
+      return 0;
+    }
+    case "start":
+    case "stop":
+    case "restart": {
+      // systemctl says "Unit echod.service not found." (start) or "… not loaded." (stop).
+      await manage("systemctl", [config.action, unit], {
+        notInstalled: /unit \S+ not (found|loaded)/i,
+      });
+      reportControl(config.action, ` (systemctl status ${SERVICE_NAME})`);
       return 0;
     }
     default:

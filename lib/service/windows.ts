@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { ServiceConfig } from "./spec.ts";
+import type { ControlAction, ServiceConfig } from "./spec.ts";
 import { parentDir, SERVICE_NAME, type ServiceSpec } from "./spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { requirePermission } from "../permissions.ts";
-import { manage } from "./system.ts";
+import { manage, NOT_INSTALLED, reportControl } from "./system.ts";
 import type { Service, ServiceState } from "./scm.ts";
 
 /** What services.msc and `Get-Service` show. */
@@ -83,7 +83,7 @@ Write-Output 'echod is installed and running (Get-Service ${SERVICE_NAME})'
 `;
 }
 
-/** Installs (or updates) and starts, removes, or queries the service. */
+/** Installs (or updates) and starts, removes, queries, starts, stops or restarts the service. */
 export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise<number> {
   const logDir = spec.logFile === undefined ? undefined : parentDir(spec.logFile);
   requirePermission(`echod service ${config.action}`, [
@@ -91,7 +91,9 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
     ...(config.action === "install" && logDir !== undefined
       ? [{ name: "write" as const, path: logDir }]
       : []),
-    ...(config.action === "status" ? [] : [{ name: "run" as const, command: "netsh.exe" }]),
+    ...(config.action === "install" || config.action === "uninstall"
+      ? [{ name: "run" as const, command: "netsh.exe" }]
+      : []),
   ]);
   // FFI is loaded only here, so that no other command needs --allow-ffi.
   const scm = await import("./scm.ts");
@@ -124,16 +126,7 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
           );
         }
         await openFirewall(spec);
-        service.start();
-        const state = await waitWhile(service, "START_PENDING", START_TIMEOUT);
-        if (state.stateName !== "RUNNING") {
-          throw new RuntimeError(
-            `the service ${SERVICE_NAME} did not start (${state.stateName}, ${
-              scm.lastExit(state)
-            })` +
-              (spec.logFile === undefined ? "" : `: see ${spec.logFile}`),
-          );
-        }
+        const state = await started(service, spec);
         console.log(
           `echod is ${
             updating ? "updated and restarted" : "installed and running"
@@ -156,6 +149,13 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
         console.log("echod is stopped and removed");
         return 0;
       }
+      case "start":
+      case "stop":
+      case "restart": {
+        if (service === undefined) throw new RuntimeError(NOT_INSTALLED);
+        await control(service, config.action, spec);
+        return 0;
+      }
       default: {
         if (service === undefined) {
           console.log(`${SERVICE_NAME}: not installed (echod service install)`);
@@ -175,6 +175,31 @@ export async function windows(config: ServiceConfig, spec: ServiceSpec): Promise
     service?.close();
     manager.close();
   }
+}
+
+/** Starts, stops or restarts the installed service, and says what it is now. */
+async function control(service: Service, action: ControlAction, spec: ServiceSpec): Promise<void> {
+  if (action !== "start") await stopped(service, spec.drainTimeout);
+  if (action === "stop") {
+    reportControl(action, ` (sc query ${SERVICE_NAME})`);
+    return;
+  }
+  const state = await started(service, spec);
+  reportControl(action, ` (pid ${state.pid}; sc query ${SERVICE_NAME})`);
+}
+
+/** Starts the service (nothing to do when it runs) and waits until it reports RUNNING. */
+async function started(service: Service, spec: ServiceSpec): Promise<ServiceState> {
+  service.start();
+  const state = await waitWhile(service, "START_PENDING", START_TIMEOUT);
+  if (state.stateName !== "RUNNING") {
+    const { lastExit } = await import("./scm.ts");
+    throw new RuntimeError(
+      `the service ${SERVICE_NAME} did not start (${state.stateName}, ${lastExit(state)})` +
+        (spec.logFile === undefined ? "" : `: see ${spec.logFile}`),
+    );
+  }
+  return state;
 }
 
 /** Asks a running service to stop and waits for it to drain (up to drain timeout + 30 s). */

@@ -99,7 +99,8 @@ export async function typeErrors(objects: K8sObject[], label: string): Promise<s
   Deno.mkdirSync(TOOLS_DIR, { recursive: true });
   Deno.writeTextFileSync(file, text);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--quiet", file],
+    // The development lock: deno.lock holds only what serving needs.
+    args: ["check", "--quiet", "--lock=deno.dev.lock", file],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",

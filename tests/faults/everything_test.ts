@@ -6,21 +6,16 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
-import { linuxOnly, skipUnless, startEchod } from "../_echod.ts";
-import { connectTls, HAS_OPENSSL, testCertificates } from "../_tls.ts";
+import { linuxOnly } from "../_echod.ts";
+import { connectTls, startTlsEchod } from "../_tls.ts";
+import { poll } from "../_poll.ts";
 
 Deno.test({
   name:
     "every feature on, ulimit -n 128, 600 connections across the listeners: no exit, all serve again",
-  ignore: linuxOnly("the everything-at-once test", "ulimit") ||
-    skipUnless(HAS_OPENSSL, "the everything-at-once test", "openssl is not installed"),
+  ignore: linuxOnly("the everything-at-once test", "ulimit"),
   async fn() {
-    const { cert, key, permissions } = await testCertificates();
-    const echod = await startEchod([
-      "--tls-cert",
-      cert,
-      "--tls-key",
-      key,
+    const echod = await startTlsEchod([
       "--tls-port",
       "0",
       "--udp",
@@ -31,7 +26,7 @@ Deno.test({
       "127.0.0.1",
       "--max-conns-per-ip",
       "0",
-    ], { permissions, shellPrefix: "ulimit -n 128" });
+    ], { shellPrefix: "ulimit -n 128" });
     const tlsPort = echod.ready!.tlsPort as number;
     const metricsPort = Number(String(echod.ready!.metricsAddress).split(":").at(-1));
     const held: Deno.Conn[] = [];
@@ -48,16 +43,11 @@ Deno.test({
       held.splice(0).forEach(closeQuietly);
 
       // Everything serves again (retried while echod drains its backlogs).
-      const retry = async <T>(what: string, attempt: () => Promise<T>): Promise<T> => {
-        for (let i = 0;; i++) {
-          try {
-            return await attempt();
-          } catch (error) {
-            if (i === 50) throw new Error(`${what} never recovered: ${error}`);
-            await new Promise((r) => setTimeout(r, 100)); // retrying a recovery, not synchronising
-          }
-        }
-      };
+      const retry = (what: string, attempt: () => Promise<unknown>): Promise<true> =>
+        poll(async () => {
+          await attempt();
+          return true as const;
+        }, { what: `${what} to recover`, timeoutMs: 5_000, intervalMs: 100 });
       await retry("plain TCP", async () => {
         const conn = await connect("::1", echod.port);
         try {

@@ -16,6 +16,7 @@ import {
   waitForLogFile,
 } from "../_echod.ts";
 import { DENO_FLAGS, has } from "../_programs.ts";
+import { poll } from "../_poll.ts";
 
 /**
  * Starts echod at debug level with stderr on a pipe that is not read, and
@@ -33,12 +34,10 @@ async function stalledEchod(): Promise<{ child: Deno.ChildProcess; port: number 
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  let conn: Deno.Conn | undefined;
-  for (let i = 0; i < 200 && conn === undefined; i++) {
-    conn = await connect("127.0.0.1", port).catch(() => undefined);
-    if (conn === undefined) await new Promise((r) => setTimeout(r, 50)); // retrying a connect
-  }
-  assert.ok(conn, "echod did not start");
+  const conn = await poll(() => connect("127.0.0.1", port), {
+    what: `echod to listen on port ${port}`,
+    timeoutMs: 10_000,
+  });
   conn.close();
   for (let i = 0; i < 3_000; i += 100) {
     const batch = await Promise.all(Array.from({ length: 100 }, () => connect("127.0.0.1", port)));

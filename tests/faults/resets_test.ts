@@ -5,11 +5,22 @@
 
 import assert from "node:assert/strict";
 import { connect, pattern, readToEnd, writeAll } from "../_client.ts";
-import { linuxOnly, ROOT, startEchod } from "../_echod.ts";
+import { GRACEFUL_STOP, memoryUnreadable, ROOT, skipUnless, startEchod, WINE } from "../_echod.ts";
+import { has } from "../_programs.ts";
 
 Deno.test({
   name: "3,000 clients that send and then reset: no error escapes, no leak",
-  ignore: linuxOnly("the reset test", "/proc to read echod's memory"),
+  ignore: memoryUnreadable("the reset test") ||
+    skipUnless(
+      has("node"),
+      "the reset test",
+      "its client is a Node script, and node is not installed",
+    ) ||
+    skipUnless(
+      !WINE,
+      "the reset test",
+      "Wine's accept reports a connection reset in the backlog as 'invalid argument', an accept failure to echod (Windows reports it as a reset)",
+    ),
 }, async () => {
   const echod = await startEchod(["--stats-interval", "200ms", "--max-conns-per-ip", "0"]);
   try {
@@ -32,15 +43,20 @@ Deno.test({
       r.message.startsWith("stats:") && Date.parse(r["@timestamp"] as string) > done &&
       r.active === 0 && r.acceptRate === 0
     );
-    // Every reset connection was taken, whether before or after its reset.
-    assert.equal((quiet.accepted as number) + (quiet.acceptAborted as number), 3000);
+    // Every reset connection was taken, whether before or after its reset. Windows
+    // drops a connection reset while it waits in the backlog, unseen: there, no more.
+    const taken = (quiet.accepted as number) + (quiet.acceptAborted as number);
+    if (Deno.build.os === "windows") assert.ok(taken > 0 && taken <= 3000, `${taken} taken`);
+    else assert.equal(taken, 3000);
     const growth = (await echod.rss()) - baseline;
     assert.ok(growth < 32 * 1024 * 1024, `RSS ${(growth / 1048576).toFixed(1)} MiB above baseline`);
     const noisy = echod.records.filter((r) => r.level === "ERROR" || r.level === "WARNING");
     assert.deepEqual(noisy, []);
     assert.deepEqual(echod.otherLines, []);
   } finally {
-    assert.equal((await echod.stop()).code, 0);
+    // Windows has no SIGTERM to send: the stop there is a kill.
+    const { code } = await echod.stop();
+    if (GRACEFUL_STOP) assert.equal(code, 0);
   }
 });
 

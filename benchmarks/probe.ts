@@ -1,5 +1,5 @@
 /**
- * Preloaded into a server by `bench/anatomy.ts` (`--preload`, with
+ * Preloaded into a server by `benchmarks/anatomy.ts` (`--preload`, with
  * `--v8-flags=--expose-gc`): on SIGWINCH it collects garbage twice and
  * prints one line of memory figures to stderr, `ANATOMY {json}`. Needs no
  * permission.

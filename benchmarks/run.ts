@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-run --allow-read --allow-write=bench/results,bench/.build
+#!/usr/bin/env -S deno run --allow-net --allow-run --allow-read --allow-write=benchmarks/results,benchmarks/.build
 /**
  * The benchmark suite (`deno task bench`): echod against the peers a user
  * would pick instead, on loopback, interleaved in one run (each round runs
@@ -25,6 +25,8 @@
 
 import { parseArgs } from "node:util";
 import { benchmark, type BenchOptions } from "../lib/bench/runner.ts";
+import { runProgram } from "../lib/process.ts";
+import { readProc, residentBytes } from "../lib/process_usage.ts";
 import { VERSION } from "../lib/version.ts";
 import { BENCH_SERVE_FLAGS, untilEchoing } from "./serving.ts";
 
@@ -55,23 +57,112 @@ interface CaseResult {
   samples: Record<string, Sample[]>;
 }
 
+interface Case {
+  name: string;
+  unit: string;
+  options: Partial<BenchOptions>;
+  /** Peers that cannot take this case (socat forks a process per connection). */
+  skip?: string[];
+}
+
+/** What the command line asked for. */
+interface Settings {
+  rounds: number;
+  caseSeconds: number;
+  holdCount: number;
+  /** Case names (prefixes), or every case. */
+  only?: string[];
+  /** Peer names, or every peer. */
+  peers?: string[];
+  /** Another checkout whose echod runs as `echod-base`. */
+  baseline?: string;
+}
+
+/** Held connections per peer. */
+type HoldResults = Record<string, { rssPerConn: number[]; held: number[]; errors: number[] }>;
+
+/** Everything one run measured, as saved. */
+interface Run {
+  machine: string;
+  settings: Settings;
+  peers: Peer[];
+  results: CaseResult[];
+  hold: HoldResults;
+  startup: Record<string, number[]>;
+}
+
 const ROOT = new URL("..", import.meta.url);
 const TICKS_PER_SECOND = 100; // CLK_TCK on Linux
+// Built once, so the run measures the server, not the compiler.
+const BUILD = "benchmarks/.build";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    rounds: { type: "string" },
-    quick: { type: "boolean" },
-    only: { type: "string" },
-    peers: { type: "string" },
-    baseline: { type: "string" },
+const CASES: readonly Case[] = [
+  { name: "rr 50 × 512 B", unit: "msg", options: { mode: "rr", connections: 50, size: 512 } },
+  {
+    name: "rr 1,000 × 64 B",
+    unit: "msg",
+    options: { mode: "rr", connections: 1_000, size: 64 },
+    skip: ["socat"],
   },
-});
-const quick = values.quick ?? false;
-const rounds = Number(values.rounds ?? (quick ? 1 : 3));
-const caseSeconds = quick ? 2 : 5;
-const holdCount = quick ? 5_000 : 10_000;
+  { name: "stream 1 conn", unit: "MB", options: { mode: "stream", connections: 1 } },
+  { name: "stream 8 conns", unit: "MB", options: { mode: "stream", connections: 8 } },
+  {
+    name: "connect",
+    unit: "conn",
+    options: { mode: "connect", connections: 10 },
+    skip: ["socat"],
+  },
+];
+
+if (import.meta.main) await main(Deno.args);
+
+/** Runs the suite and saves its results. */
+async function main(args: string[]): Promise<void> {
+  const settings = parseSettings(args);
+  const peers = await choosePeers(settings);
+  const machine = await describeMachine();
+  console.log(`echod ${VERSION} benchmark, ${new Date().toISOString()}`);
+  console.log(`machine: ${machine}`);
+  console.log(`peers: ${peers.map((p) => p.name).join(", ")}; rounds: ${settings.rounds}\n`);
+  const cases = settings.only === undefined
+    ? CASES
+    : CASES.filter((c) => settings.only!.some((o) => c.name.startsWith(o)));
+  const results = await runCases(peers, cases, settings);
+  // Held connections and start-up time need a fresh process each.
+  const hold = wanted(settings, "hold") ? await holdConnections(peers, settings) : {};
+  const startup = wanted(settings, "startup") ? await startUp(peers, settings) : {};
+  const run: Run = { machine, settings, peers, results, hold, startup };
+  const summary = summarize(run);
+  console.log(`\n${summary}`);
+  await save(run, summary);
+}
+
+function parseSettings(args: string[]): Settings {
+  const { values } = parseArgs({
+    args,
+    options: {
+      rounds: { type: "string" },
+      quick: { type: "boolean" },
+      only: { type: "string" },
+      peers: { type: "string" },
+      baseline: { type: "string" },
+    },
+  });
+  const quick = values.quick ?? false;
+  return {
+    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
+    caseSeconds: quick ? 2 : 5,
+    holdCount: quick ? 5_000 : 10_000,
+    only: values.only?.split(","),
+    peers: values.peers?.split(","),
+    baseline: values.baseline,
+  };
+}
+
+/** Whether the hold or start-up measurement runs (every one does without --only). */
+function wanted(settings: Settings, name: string): boolean {
+  return settings.only === undefined || settings.only.includes(name);
+}
 
 // echod as the bench runs it: no limits, quiet, on the port appended last.
 function echodPeer(name: string, workers: number, main = "main.ts"): Peer {
@@ -92,108 +183,94 @@ function echodPeer(name: string, workers: number, main = "main.ts"): Peer {
   };
 }
 
-const allPeers: Peer[] = [
-  echodPeer("echod", 1),
-  echodPeer("echod-w2", 2),
-  { name: "node", command: ["node", "bench/peers/node_pipe.mjs"] },
-  {
-    name: "deno-pipeTo",
-    command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_pipeto.ts"],
-  },
-  {
-    name: "deno-loop",
-    command: [Deno.execPath(), "run", "--allow-net", "bench/peers/deno_loop.ts"],
-  },
-];
-if (values.baseline !== undefined) {
-  allPeers.splice(1, 0, echodPeer("echod-base", 1, `${values.baseline}/main.ts`));
+/** Every peer this machine can run (building the compiled ones), narrowed to --peers. */
+async function choosePeers(settings: Settings): Promise<Peer[]> {
+  const all: Peer[] = [
+    echodPeer("echod", 1),
+    ...(settings.baseline === undefined
+      ? []
+      : [echodPeer("echod-base", 1, `${settings.baseline}/main.ts`)]),
+    echodPeer("echod-w2", 2),
+    { name: "node", command: ["node", "benchmarks/peers/node_pipe.mjs"] },
+    {
+      name: "deno-pipeTo",
+      command: [Deno.execPath(), "run", "--allow-net", "benchmarks/peers/deno_pipeto.ts"],
+    },
+    {
+      name: "deno-loop",
+      command: [Deno.execPath(), "run", "--allow-net", "benchmarks/peers/deno_loop.ts"],
+    },
+  ];
+  if (await has("go")) {
+    all.push(
+      ...await built(
+        "go",
+        "go",
+        ["build", "-o", `${BUILD}/go_echo`, "benchmarks/peers/go_echo.go"],
+        {
+          GOCACHE: `${ROOT.pathname}${BUILD}/cache`,
+          GOPATH: `${ROOT.pathname}${BUILD}/gopath`,
+        },
+      ),
+    );
+  }
+  if (await has("cc")) {
+    // The near-limit reference: one thread of C on epoll.
+    all.push(
+      ...await built("c-epoll", "cc", [
+        "-O2",
+        "-o",
+        `${BUILD}/c_epoll`,
+        "benchmarks/peers/c_epoll.c",
+      ]),
+    );
+  }
+  if (await has("socat")) {
+    all.push({
+      name: "socat",
+      command: ["sh", "-c", 'exec socat "TCP6-LISTEN:$0,fork,reuseaddr,ipv6only=0" PIPE'],
+    });
+  }
+  return settings.peers === undefined ? all : all.filter((p) => settings.peers!.includes(p.name));
 }
-// Built once, so the run measures the server, not the compiler.
-const BUILD = "bench/.build";
-if (await has("go")) {
-  await addBuilt("go", "go", ["build", "-o", `${BUILD}/go_echo`, "bench/peers/go_echo.go"], {
-    GOCACHE: `${ROOT.pathname}${BUILD}/cache`,
-    GOPATH: `${ROOT.pathname}${BUILD}/gopath`,
-  });
-}
-if (await has("cc")) {
-  // The near-limit reference: one thread of C on epoll.
-  await addBuilt("c-epoll", "cc", ["-O2", "-o", `${BUILD}/c_epoll`, "bench/peers/c_epoll.c"]);
-}
-if (await has("socat")) {
-  allPeers.push({
-    name: "socat",
-    command: ["sh", "-c", 'exec socat "TCP6-LISTEN:$0,fork,reuseaddr,ipv6only=0" PIPE'],
-  });
-}
-const peers = values.peers
-  ? allPeers.filter((p) => values.peers!.split(",").includes(p.name))
-  : allPeers;
 
-interface Case {
-  name: string;
-  unit: string;
-  options: Partial<BenchOptions>;
-  /** Peers that cannot take this case (socat forks a process per connection). */
-  skip?: string[];
-}
-
-const cases: Case[] = [
-  { name: "rr 50 × 512 B", unit: "msg", options: { mode: "rr", connections: 50, size: 512 } },
-  {
-    name: "rr 1,000 × 64 B",
-    unit: "msg",
-    options: { mode: "rr", connections: 1_000, size: 64 },
-    skip: ["socat"],
-  },
-  { name: "stream 1 conn", unit: "MB", options: { mode: "stream", connections: 1 } },
-  { name: "stream 8 conns", unit: "MB", options: { mode: "stream", connections: 8 } },
-  {
-    name: "connect",
-    unit: "conn",
-    options: { mode: "connect", connections: 10 },
-    skip: ["socat"],
-  },
-];
-const selected = values.only
-  ? cases.filter((c) => values.only!.split(",").some((o) => c.name.startsWith(o)))
-  : cases;
-
-const machine = await describeMachine();
-console.log(`echod ${VERSION} benchmark, ${new Date().toISOString()}`);
-console.log(`machine: ${machine}`);
-console.log(`peers: ${peers.map((p) => p.name).join(", ")}; rounds: ${rounds}\n`);
-
-const running: Running[] = [];
-for (const [i, peer] of peers.entries()) running.push(await start(peer, 21_000 + i));
-
-const results: CaseResult[] = [];
-try {
-  for (const c of selected) {
-    const result: CaseResult = { name: c.name, unit: c.unit, samples: {} };
-    results.push(result);
-    for (let round = 0; round < rounds; round++) {
-      for (const server of running) {
-        if (c.skip?.includes(server.peer.name)) continue;
-        const sample = await measure(server, c);
-        (result.samples[server.peer.name] ??= []).push(sample);
-        console.log(
-          `${c.name.padEnd(16)} round ${round + 1} ${server.peer.name.padEnd(12)} ` +
-            `${fmt(sample.rate)} ${c.unit}/s, ${fmt(sample.perCpuSecond)} ${c.unit}/CPU-s, ` +
-            `server CPU ${sample.cpuSeconds.toFixed(2)} s, errors ${sample.errors}`,
-        );
+/** Every case, round after round, each round running every peer once (interleaved). */
+async function runCases(
+  peers: Peer[],
+  cases: readonly Case[],
+  settings: Settings,
+): Promise<CaseResult[]> {
+  const running: Running[] = [];
+  const results: CaseResult[] = [];
+  try {
+    for (const [i, peer] of peers.entries()) running.push(await start(peer, 21_000 + i));
+    for (const c of cases) {
+      const result: CaseResult = { name: c.name, unit: c.unit, samples: {} };
+      results.push(result);
+      for (let round = 0; round < settings.rounds; round++) {
+        for (const server of running) {
+          if (c.skip?.includes(server.peer.name)) continue;
+          const sample = await measure(server, c, settings.caseSeconds);
+          (result.samples[server.peer.name] ??= []).push(sample);
+          console.log(
+            `${c.name.padEnd(16)} round ${round + 1} ${server.peer.name.padEnd(12)} ` +
+              `${fmt(sample.rate)} ${c.unit}/s, ${fmt(sample.perCpuSecond)} ${c.unit}/CPU-s, ` +
+              `server CPU ${sample.cpuSeconds.toFixed(2)} s, errors ${sample.errors}`,
+          );
+        }
       }
     }
+  } finally {
+    for (const server of running) await stop(server);
   }
-} finally {
-  for (const server of running) await stop(server);
+  return results;
 }
 
-// Held connections and start-up time need a fresh process each.
-const hold: Record<string, { rssPerConn: number[]; held: number[]; errors: number[] }> = {};
-const startup: Record<string, number[]> = {};
-if (!values.only || values.only.split(",").includes("hold")) {
-  for (let round = 0; round < rounds; round++) {
+/** Resident memory per held idle connection, each peer in a fresh process. */
+async function holdConnections(peers: Peer[], settings: Settings): Promise<HoldResults> {
+  const { holdCount } = settings;
+  const hold: HoldResults = {};
+  for (let round = 0; round < settings.rounds; round++) {
     for (const [i, peer] of peers.entries()) {
       // socat forks a process per connection; Go's io.Copy between two TCP
       // connections splices through a pipe per connection (3 descriptors
@@ -202,7 +279,7 @@ if (!values.only || values.only.split(",").includes("hold")) {
       if (peer.name === "socat" || peer.name === "go") continue;
       const server = await start(peer, 21_100 + i);
       try {
-        const before = await rss(server.child.pid);
+        const before = await residentBytes(server.child.pid);
         let during = 0;
         const report = await benchmark({
           host: "127.0.0.1",
@@ -213,7 +290,7 @@ if (!values.only || values.only.split(",").includes("hold")) {
           async onHeld() {
             // Let the allocator settle before reading RSS.
             await new Promise((r) => setTimeout(r, 500));
-            during = await rss(server.child.pid);
+            during = await residentBytes(server.child.pid);
           },
         });
         const entry = hold[peer.name] ??= { rssPerConn: [], held: [], errors: [] };
@@ -232,9 +309,13 @@ if (!values.only || values.only.split(",").includes("hold")) {
       }
     }
   }
+  return hold;
 }
-if (!values.only || values.only.split(",").includes("startup")) {
-  for (let round = 0; round < Math.max(rounds, 3); round++) {
+
+/** Milliseconds from spawning each peer to its first echo (at least three rounds). */
+async function startUp(peers: Peer[], settings: Settings): Promise<Record<string, number[]>> {
+  const startup: Record<string, number[]> = {};
+  for (let round = 0; round < Math.max(settings.rounds, 3); round++) {
     for (const [i, peer] of peers.entries()) {
       const began = performance.now();
       const server = await start(peer, 21_200 + i);
@@ -242,14 +323,13 @@ if (!values.only || values.only.split(",").includes("startup")) {
       await stop(server);
     }
   }
+  return startup;
 }
 
-const summary = summarize();
-console.log(`\n${summary}`);
-await save(summary);
-
-function summarize(): string {
-  const names = peers.map((p) => p.name);
+function summarize(run: Run): string {
+  const { results, hold, startup } = run;
+  const { holdCount } = run.settings;
+  const names = run.peers.map((p) => p.name);
   // echod's efficiency as a ratio to each other peer's, in the same run.
   const others = names.includes("echod") ? names.filter((n) => n !== "echod") : [];
   const lines = [
@@ -310,7 +390,7 @@ function ratioOf(a: Sample[] | undefined, b: Sample[] | undefined): string {
   }×`;
 }
 
-async function measure(server: Running, c: Case): Promise<Sample> {
+async function measure(server: Running, c: Case, caseSeconds: number): Promise<Sample> {
   const options: BenchOptions = {
     host: "127.0.0.1",
     port: server.port,
@@ -397,26 +477,20 @@ async function cpuSeconds(pid: number): Promise<number> {
   return ticks / TICKS_PER_SECOND;
 }
 
-async function rss(pid: number): Promise<number> {
-  const status = await readProc(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-// Deno grants /proc only with --allow-all; cat needs just --allow-run.
-async function readProc(path: string): Promise<string> {
-  const out = await new Deno.Command("cat", { args: [path], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** Builds a peer (its output is the `-o` argument) and adds it, or says why it is left out. */
-async function addBuilt(name: string, tool: string, args: string[], env?: Record<string, string>) {
+/** Builds a peer (its output is the `-o` argument): the peer, or none with the reason printed. */
+async function built(
+  name: string,
+  tool: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<Peer[]> {
   await Deno.mkdir(BUILD, { recursive: true });
-  const built = await new Deno.Command(tool, { args, cwd: ROOT, env }).output();
-  if (!built.success) {
-    console.log(`${name} peer left out: ${tool} failed: ${new TextDecoder().decode(built.stderr)}`);
-    return;
+  const output = await runProgram(tool, args, { cwd: ROOT.pathname, env });
+  if (!output.success) {
+    console.log(`${name} peer left out: ${tool} failed: ${output.stderr}`);
+    return [];
   }
-  allPeers.push({ name, command: [`${ROOT.pathname}${args[args.indexOf("-o") + 1]}`] });
+  return [{ name, command: [`${ROOT.pathname}${args[args.indexOf("-o") + 1]}`] }];
 }
 
 async function has(program: string): Promise<boolean> {
@@ -436,7 +510,9 @@ async function describeMachine(): Promise<string> {
   return `${cpu}, ${cores} cores, ${Deno.build.target}, deno ${Deno.version.deno}, node ${node}`;
 }
 
-async function save(table: string): Promise<void> {
+async function save(run: Run, table: string): Promise<void> {
+  const { machine, results, hold, startup } = run;
+  const { rounds, caseSeconds, holdCount } = run.settings;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const dir = new URL("results/", import.meta.url);
   await Deno.mkdir(dir, { recursive: true });
@@ -455,7 +531,7 @@ async function save(table: string): Promise<void> {
     `Machine: ${machine}. Rounds: ${rounds}, ${caseSeconds} s per case after 1 s warm-up; ` +
     `medians. Command: \`deno task bench\`.\n\n${table}\n`;
   await Deno.writeTextFile(new URL("latest.md", dir), md);
-  console.log(`\nsaved bench/results/${stamp}.json and bench/results/latest.md`);
+  console.log(`\nsaved benchmarks/results/${stamp}.json and benchmarks/results/latest.md`);
 }
 
 function median(xs: number[]): number {

@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { benchmark } from "../lib/bench/runner.ts";
 import { BENCH_SERVE_FLAGS, untilEchoing } from "./serving.ts";
 
-/** The figures `bench/probe.ts` prints, in bytes. */
+/** The figures `benchmarks/probe.ts` prints, in bytes. */
 interface Figures {
   rss: number;
   heapUsed: number;
@@ -36,10 +36,10 @@ const { values } = parseArgs({
 });
 const snapshot = values.snapshot ?? false;
 const count = Number(values.connections ?? (snapshot ? 2_000 : 10_000));
-const probe = ["--v8-flags=--expose-gc", "--preload", "bench/probe.ts"];
+const probe = ["--v8-flags=--expose-gc", "--preload", "benchmarks/probe.ts"];
 const servers = [
   { name: "echod", args: ["main.ts", ...BENCH_SERVE_FLAGS, "--port"] },
-  { name: "deno-loop 256 B", args: ["bench/peers/deno_loop.ts", "256"] },
+  { name: "deno-loop 256 B", args: ["benchmarks/peers/deno_loop.ts", "256"] },
 ];
 
 console.log(`per connection, ${count.toLocaleString("en-US")} held, after a full GC (bytes)\n`);

@@ -2,7 +2,7 @@
  * Peer for the benchmark suite: the smallest Deno echo loop (read into one
  * 4 KiB buffer, write it back), with no limits, deadlines or counters. It is
  * the floor any Deno server sits on: what echod costs beyond the runtime
- * is the distance to it. Usage: deno run --allow-net bench/peers/deno_loop.ts [BUFFER] PORT
+ * is the distance to it. Usage: deno run --allow-net benchmarks/peers/deno_loop.ts [BUFFER] PORT
  *
  * @module
  */

@@ -1,5 +1,5 @@
 // Peer for the benchmark suite: Go's echo server as its examples write it,
-// io.Copy(conn, conn) per connection. Usage: go run bench/peers/go_echo.go PORT
+// io.Copy(conn, conn) per connection. Usage: go run benchmarks/peers/go_echo.go PORT
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Peer for the benchmark suite: the Node.js one-liner echo server.
-// Usage: node bench/peers/node_pipe.mjs PORT
+// Usage: node benchmarks/peers/node_pipe.mjs PORT
 import net from "node:net";
 
 const port = Number(process.argv[2]);

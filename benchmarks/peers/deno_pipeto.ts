@@ -1,7 +1,7 @@
 /**
  * Peer for the benchmark suite: the shortest Deno echo server, with Web
  * Streams (`readable.pipeTo(writable)`), as the baseline echod's own loop
- * replaced. Usage: deno run --allow-net bench/peers/deno_pipeto.ts PORT
+ * replaced. Usage: deno run --allow-net benchmarks/peers/deno_pipeto.ts PORT
  *
  * @module
  */
