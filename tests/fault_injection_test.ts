@@ -9,6 +9,7 @@ import { connect, pattern, readExactly, udpSocket, writeAll } from "./_client.ts
 import { type Echod, GRACEFUL_STOP, LINUX, linuxOnly, skipUnless, startEchod } from "./_echod.ts";
 import { metric, metricReaching, scrape } from "./_metrics.ts";
 import { readLine } from "../lib/net.ts";
+import { poll } from "./_poll.ts";
 
 const METRICS = ["--metrics", "127.0.0.1:0"];
 
@@ -170,12 +171,13 @@ Deno.test("reset-after=1MiB: exactly 1 MiB echoed, then the connection is reset"
     assert.deepEqual(await readExactly(conn, 1024 * 1024), data.subarray(0, 1024 * 1024));
     const end = await ending(conn);
     assert.ok(end === "eof" || end === "reset", end);
-    // A reset connection takes no more: the next write fails, where after
-    // a clean close it would be taken.
-    const after = await conn.write(new Uint8Array(1)).then(
-      () => "written",
-      (error: Error) => error.name,
-    );
+    // A reset connection takes no more: writes fail once the RST that
+    // follows the FIN is in (an empty write reports it and sends nothing),
+    // where after a clean close they would be taken.
+    const after = await poll(
+      () => conn.write(new Uint8Array(0)).then(() => undefined, (error: Error) => error.name),
+      { what: "a write to fail after the reset", timeoutMs: 2_000, intervalMs: 2 },
+    ).catch(() => "written");
     console.log(`reset-after=1MiB: then ${end}; a write after: ${after}; sender: ${await sending}`);
     if (LINUX) assert.ok(["BrokenPipe", "ConnectionReset"].includes(after), after);
     const { text } = await scrape(echod);
