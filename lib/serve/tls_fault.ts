@@ -78,17 +78,18 @@ class TlsIo implements FaultIo {
   #held = false;
   #ended = false;
   #failure?: Error;
-  #closed = Promise.withResolvers<never>();
+  #closed = false;
+  // Waits that the session's close ends: one per wait, dropped when it settles
+  // (a race against one lasting promise would keep a reaction per write).
+  #waits = new Set<(error: Error) => void>();
   #wake?: () => void;
 
   constructor(socket: TLSSocket, raw: RawStream) {
     this.#socket = socket;
     this.#raw = raw;
-    this.#closed.promise.catch(() => {});
-    this.secure = Promise.race([
+    this.secure = this.#unlessClosed(
       new Promise<void>((resolve) => socket.once("secure", resolve)),
-      this.#closed.promise,
-    ]);
+    );
     socket.on("data", (chunk: Buffer) => {
       this.#chunks.push(chunk);
       this.#pending += chunk.length;
@@ -109,7 +110,9 @@ class TlsIo implements FaultIo {
     });
     socket.on("close", () => {
       this.#failure ??= new Deno.errors.BadResource("the TLS session is closed");
-      this.#closed.reject(this.#failure);
+      this.#closed = true;
+      for (const fail of this.#waits) fail(this.#failure);
+      this.#waits.clear();
       this.#wake?.();
     });
   }
@@ -148,27 +151,33 @@ class TlsIo implements FaultIo {
       });
     });
     // One record at a time, each in the socket before the next is made.
-    await Promise.race([written, this.#closed.promise]);
+    await this.#unlessClosed(written);
     await this.flushed();
     return buf.length;
   }
 
   /** Resolves once every record made so far is in the socket; rejects if the session closes first. */
   flushed(): Promise<void> {
-    return Promise.race([this.#raw.flushed(), this.#closed.promise]);
+    return this.#unlessClosed(this.#raw.flushed());
   }
 
   /** close_notify, then a FIN. */
   async closeWrite(): Promise<void> {
-    await Promise.race([
-      new Promise<void>((resolve) => this.#socket.end(resolve)),
-      this.#closed.promise,
-    ]);
+    await this.#unlessClosed(new Promise<void>((resolve) => this.#socket.end(resolve)));
   }
 
   /** Ends the session cleanly (close_notify and FIN, if not sent yet) and waits for it to close. */
   async end(): Promise<void> {
     if (!this.#socket.writableEnded) this.#socket.end();
-    await this.#closed.promise.catch(() => {});
+    await this.#unlessClosed(new Promise<void>(() => {})).catch(() => {});
+  }
+
+  /** `promise`, or a rejection as soon as the session closes. */
+  #unlessClosed<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.#closed) return reject(this.#failure);
+      this.#waits.add(reject);
+      promise.then(resolve, reject).finally(() => this.#waits.delete(reject));
+    });
   }
 }
