@@ -9,7 +9,7 @@ import { connect, pattern, readExactly, udpSocket, writeAll } from "./_client.ts
 import { type Echod, GRACEFUL_STOP, LINUX, linuxOnly, skipUnless, startEchod } from "./_echod.ts";
 import { metric, metricReaching, scrape } from "./_metrics.ts";
 import { readLine } from "../lib/net.ts";
-import { poll } from "./_poll.ts";
+import { connectTls, fixture, startTlsEchod } from "./_tls.ts";
 
 const METRICS = ["--metrics", "127.0.0.1:0"];
 
@@ -47,6 +47,25 @@ async function ending(conn: Deno.Conn): Promise<string> {
     return (await conn.read(new Uint8Array(1))) === null ? "eof" : "more data";
   } catch (error) {
     return error instanceof Deno.errors.ConnectionReset ? "reset" : (error as Error).name;
+  }
+}
+
+/**
+ * Whether the connection takes writes after the server's cut: one byte every
+ * few milliseconds for up to 2 s, until one fails. echod's reset sends a FIN
+ * with the RST a moment behind it, so the first write after end-of-stream
+ * may still be taken; after a clean close every write is.
+ */
+async function writeAfterCut(conn: Deno.Conn): Promise<string> {
+  const deadline = performance.now() + 2_000;
+  try {
+    while (performance.now() < deadline) {
+      await conn.write(new Uint8Array(1));
+      await new Promise((resolve) => setTimeout(resolve, 5)); // poll interval
+    }
+    return "written";
+  } catch (error) {
+    return (error as Error).name;
   }
 }
 
@@ -171,13 +190,9 @@ Deno.test("reset-after=1MiB: exactly 1 MiB echoed, then the connection is reset"
     assert.deepEqual(await readExactly(conn, 1024 * 1024), data.subarray(0, 1024 * 1024));
     const end = await ending(conn);
     assert.ok(end === "eof" || end === "reset", end);
-    // A reset connection takes no more: writes fail once the RST that
-    // follows the FIN is in (an empty write reports it and sends nothing),
-    // where after a clean close they would be taken.
-    const after = await poll(
-      () => conn.write(new Uint8Array(0)).then(() => undefined, (error: Error) => error.name),
-      { what: "a write to fail after the reset", timeoutMs: 2_000, intervalMs: 2 },
-    ).catch(() => "written");
+    // A reset connection takes no more: a write fails, where after a clean
+    // close it would be taken.
+    const after = await writeAfterCut(conn);
     console.log(`reset-after=1MiB: then ${end}; a write after: ${after}; sender: ${await sending}`);
     if (LINUX) assert.ok(["BrokenPipe", "ConnectionReset"].includes(after), after);
     const { text } = await scrape(echod);
@@ -486,3 +501,242 @@ Deno.test({
     await echod.stop();
   }
 });
+
+// Faults on a TLS port: the committed fixtures (pair A for 127.0.0.1, its CA),
+// so no openssl is needed. Sizes count plaintext bytes.
+
+/** Starts echod serving TLS on its port, with one profile on it. */
+function withTlsFault(spec: string, more: string[] = []): Promise<Echod> {
+  return startTlsEchod(["--fault", spec, ...METRICS, ...more]);
+}
+
+/** A TLS client of echod's port, its handshake done. */
+async function tlsClient(port: number): Promise<Deno.TlsConn> {
+  const conn = await connectTls("127.0.0.1", port);
+  await conn.handshake();
+  return conn;
+}
+
+Deno.test("TLS latency=100ms: round trips take 100-115 ms at p50, plaintext exact", async () => {
+  const echod = await withTlsFault("latency=100ms");
+  const conn = await tlsClient(echod.port);
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const data = pattern(64, i + 1);
+      const start = performance.now();
+      await writeAll(conn, data);
+      assert.deepEqual(await readExactly(conn, 64), data);
+      times.push(performance.now() - start);
+    }
+    times.sort((a, b) => a - b);
+    const p50 = times[Math.floor(times.length / 2)];
+    console.log(`TLS latency=100ms: p50 ${p50.toFixed(1)} ms, min ${times[0].toFixed(1)} ms`);
+    assert.ok(p50 >= 100 && p50 <= 115, `p50 ${p50} ms`);
+    assert.ok(times[0] >= 100, `a round trip of ${times[0]} ms`);
+    const { text } = await scrape(echod);
+    assert.equal(faultsApplied(text, echod.port, "latency"), 1);
+    assert.equal(metric(text, "echod_sent_bytes_total"), 15 * 64);
+  } finally {
+    conn.close();
+    await echod.stop();
+  }
+});
+
+Deno.test("TLS close-after=1000: exactly 1,000 plaintext bytes, then close_notify and end of stream", async () => {
+  const echod = await withTlsFault("close-after=1000");
+  const conn = await tlsClient(echod.port);
+  try {
+    const data = pattern(5000, 9);
+    await writeAll(conn, data);
+    assert.deepEqual(await readExactly(conn, 1000), data.subarray(0, 1000));
+    const end = await ending(conn);
+    console.log(`TLS close-after=1000: after 1000 bytes, ${end}`);
+    assert.equal(end, "eof");
+    // Half closed only: echod still takes (and discards) what the client sends.
+    await writeAll(conn, new Uint8Array(100));
+    await metricReaching(echod, "echod_received_bytes_total", { atLeast: 5100 });
+    const { text } = await scrape(echod);
+    assert.equal(faultsApplied(text, echod.port, "close-after"), 1);
+    assert.equal(metric(text, "echod_sent_bytes_total"), 1000);
+  } finally {
+    conn.close();
+    await echod.stop();
+  }
+});
+
+Deno.test("TLS reset-after=64KiB: exactly 64 KiB of plaintext, then the TCP connection is reset", async () => {
+  const echod = await withTlsFault("reset-after=64KiB");
+  const conn = await tlsClient(echod.port);
+  const data = pattern(256 * 1024, 5);
+  const sending = writeAll(conn, data).then(() => "sent", (error: Error) => error.name);
+  try {
+    assert.deepEqual(await readExactly(conn, 65536), data.subarray(0, 65536));
+    const end = await ending(conn);
+    const after = await writeAfterCut(conn);
+    console.log(
+      `TLS reset-after=64KiB: then ${end}; a write after: ${after}; sender: ${await sending}`,
+    );
+    // No close_notify came: the TLS client reports an unexpected end (or the reset itself).
+    assert.ok(["UnexpectedEof", "reset"].includes(end), end);
+    if (LINUX) assert.ok(["BrokenPipe", "ConnectionReset"].includes(after), after);
+    const { text } = await scrape(echod);
+    assert.equal(faultsApplied(text, echod.port, "reset-after"), 1);
+    assert.equal(metric(text, "echod_sent_bytes_total"), 65536);
+  } finally {
+    conn.close();
+    await echod.stop();
+  }
+});
+
+Deno.test("TLS rate=64KiB: 64 KiB/s ± 10 % of plaintext over 3 s, every byte in order", async () => {
+  const echod = await withTlsFault("rate=64KiB");
+  const conn = await tlsClient(echod.port);
+  const data = pattern(1024 * 1024, 7);
+  const sending = writeAll(conn, data).catch(() => {});
+  try {
+    const buf = new Uint8Array(65536);
+    let got = 0;
+    let start = 0;
+    for (;;) {
+      const n = await conn.read(buf);
+      assert.ok(n !== null);
+      assert.deepEqual(buf.subarray(0, n), data.subarray(got, got + n));
+      if (start === 0) start = performance.now();
+      got += n;
+      if (performance.now() - start >= 3_000) break;
+    }
+    const rate = got / ((performance.now() - start) / 1000);
+    console.log(`TLS rate=64KiB: ${(rate / 1024).toFixed(1)} KiB/s over 3 s`);
+    assert.ok(Math.abs(rate - 65536) <= 6553.6, `${rate} B/s`);
+  } finally {
+    conn.close();
+    await sending;
+    await echod.stop();
+  }
+});
+
+Deno.test("TLS stall-after=16KiB: the echo stops at 16 KiB and the client's writes block", async () => {
+  const echod = await withTlsFault("stall-after=16KiB", ["--idle-timeout", "30s"]);
+  const conn = await tlsClient(echod.port);
+  try {
+    const data = pattern(256 * 1024, 11);
+    const reading = readExactly(conn, 16384);
+    let written = 0;
+    let pending: Promise<number> | undefined;
+    for (;;) {
+      pending = conn.write(data.subarray(written % data.length, (written % data.length) + 16384));
+      const n = await within(pending, 2_000);
+      if (n === "timeout") break;
+      written += n;
+    }
+    pending?.catch(() => {});
+    assert.deepEqual(await reading, data.subarray(0, 16384));
+    console.log(
+      `TLS stall-after=16KiB: echo stopped at 16384, writes blocked after ${written} bytes`,
+    );
+    const { text } = await scrape(echod);
+    assert.equal(metric(text, "echod_received_bytes_total"), 16384);
+    assert.equal(metric(text, "echod_sent_bytes_total"), 16384);
+    assert.equal(faultsApplied(text, echod.port, "stall-after"), 1);
+    // Held back by TLS's and the kernel's buffers, not read into echod without bound.
+    assert.ok(written < 16 * 1024 * 1024, `${written} bytes taken`);
+  } finally {
+    conn.close();
+    await echod.stop();
+  }
+});
+
+Deno.test("TLS fault port behind a PROXY header: the greeting comes at once, then the fault; a silent client meets the handshake timeout", async () => {
+  const echod = await withTlsFault("latency=200ms", [
+    "--greeting={client} {fault} {transport}",
+    "--proxy-protocol",
+    "--trusted-proxy",
+    "127.0.0.1",
+    "--tls-handshake-timeout",
+    "300ms",
+  ]);
+  try {
+    const tcp = await connect("127.0.0.1", echod.port);
+    await writeAll(tcp, new TextEncoder().encode("PROXY TCP4 203.0.113.7 192.0.2.1 5555 7\r\n"));
+    // Else the client's Finished waits for a delayed ACK (Nagle), and so does the greeting.
+    tcp.setNoDelay(true);
+    const caCerts = [await Deno.readTextFile(fixture("ca.pem"))];
+    const conn = await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts });
+    try {
+      await conn.handshake();
+      const start = performance.now();
+      assert.equal((await readLine(conn, 256)).line, "203.0.113.7:5555 latency=200ms tls");
+      const greetedIn = performance.now() - start;
+      // Long before the 200 ms the fault gives every echo.
+      assert.ok(greetedIn < 100, `greeted after ${greetedIn} ms`);
+      const data = pattern(100, 4);
+      const sent = performance.now();
+      await writeAll(conn, data);
+      assert.deepEqual(await readExactly(conn, 100), data);
+      const echoedIn = performance.now() - sent;
+      console.log(
+        `TLS greeting after ${greetedIn.toFixed(1)} ms, echo after ${echoedIn.toFixed(1)} ms`,
+      );
+      assert.ok(echoedIn >= 200, `echoed after ${echoedIn} ms`);
+    } finally {
+      conn.close();
+    }
+    const silent = await connect("127.0.0.1", echod.port);
+    await writeAll(silent, new TextEncoder().encode("PROXY TCP4 203.0.113.8 192.0.2.1 5555 7\r\n"));
+    assert.equal(await within(ending(silent), 5_000), "eof");
+    silent.close();
+    assert.equal(
+      metric(
+        (await scrape(echod)).text,
+        'echod_connections_expired_total{reason="tls-handshake"}',
+      ),
+      1,
+    );
+  } finally {
+    await echod.stop();
+  }
+});
+
+Deno.test({
+  name: "TLS slice=1: each plaintext byte is a TLS record of its own, in a segment of its own",
+  ignore: skipUnless(
+    LINUX && hasSs(),
+    "the TLS slice test",
+    "it counts the server's segments with ss (Linux iproute2)",
+  ),
+}, async () => {
+  const echod = await withTlsFault("slice=1");
+  const conn = await tlsClient(echod.port);
+  try {
+    const local = (conn.localAddr as Deno.NetAddr).port;
+    const before = await serverTcpInfo(echod.port, local);
+    const data = pattern(500, 3);
+    await writeAll(conn, data);
+    assert.deepEqual(await readExactly(conn, 500), data);
+    const after = await serverTcpInfo(echod.port, local);
+    const segments = after.segments - before.segments;
+    const perRecord = (after.bytes - before.bytes) / 500;
+    console.log(
+      `TLS slice=1: 500 bytes in ${segments} segments, ${perRecord} bytes on the wire each`,
+    );
+    assert.ok(segments >= 475, `${segments} data segments for 500 bytes`);
+    // 1 byte of plaintext + the TLS 1.3 record's 22 (header 5, content type 1, tag 16).
+    assert.equal(perRecord, 23);
+  } finally {
+    conn.close();
+    await echod.stop();
+  }
+});
+
+/** Data segments and bytes echod's side of the connection from client port `peer` has sent. */
+async function serverTcpInfo(port: number, peer: number) {
+  const out = await new Deno.Command("ss", {
+    args: ["-tinH", "state", "established", `( sport = :${port} and dport = :${peer} )`],
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const segments = /data_segs_out:(\d+)/.exec(text);
+  const bytes = /bytes_sent:(\d+)/.exec(text);
+  assert.ok(segments && bytes, `no data_segs_out or bytes_sent in: ${text}`);
+  return { segments: Number(segments[1]), bytes: Number(bytes[1]) };
+}

@@ -31,7 +31,6 @@ import { type CommandSpec, HELP, hint, type OptionValues } from "./options.ts";
 import { requirePermission } from "../permissions.ts";
 import { lineBreaker, PLACEHOLDERS, unknownPlaceholder } from "../serve/greeting.ts";
 import {
-  actsOnTcp,
   actsOnUdp,
   FAULT_KEYS,
   type FaultRule,
@@ -281,7 +280,6 @@ export function serveConfig(opts: OptionValues): ServeConfig {
   const tls = tlsConfig(opts, ports.length > 0 ? ports : [mainPort]);
   const faults = faultRules(opts, {
     ports: ports.length > 0 ? ports : [mainPort],
-    tls: tls !== undefined,
     tlsPort: tls?.port,
     udp: opts.has("udp"),
   });
@@ -336,7 +334,7 @@ export function serveConfig(opts: OptionValues): ServeConfig {
  */
 function faultRules(
   opts: OptionValues,
-  served: { ports: number[]; tls: boolean; tlsPort?: number; udp: boolean },
+  served: { ports: number[]; tlsPort?: number; udp: boolean },
 ): FaultRule[] {
   const label = opts.label("fault");
   const rules: FaultRule[] = [];
@@ -363,15 +361,6 @@ function faultRules(
         port === undefined
           ? "a second profile for every port: give one --fault without PORT:"
           : `a second profile for port ${port}: put its keys in one --fault`,
-      );
-    }
-    const tlsPorts = served.tls
-      ? (served.tlsPort === undefined ? [served.ports[0]] : [served.tlsPort])
-      : [];
-    const onTls = port === undefined ? tlsPorts.length > 0 : tlsPorts.includes(port);
-    if (onTls && actsOnTcp(profile) && !profile.refuse) {
-      throw fail(
-        "TLS connections are not shaped (only refuse acts on them): give the profile to a plain port",
       );
     }
     if (actsOnUdp(profile) && !served.udp) {

@@ -1,7 +1,8 @@
 /**
  * One admitted connection (the handler role): its counters and deadlines,
- * how it echoes (the echo loop of `pump.ts`, after a greeting or over TLS
- * when asked), and how echod ends it.
+ * how it echoes (the echo loop of `pump.ts`, or the fault loop of
+ * `fault_pump.ts` under a profile, after a greeting or over TLS when asked),
+ * and how echod ends it.
  *
  * @module
  */
@@ -108,13 +109,20 @@ export class Session implements Expirable, FaultTally {
       return pump(conn, this, early ? { ...echo.pump, early } : echo.pump);
     }
     return faultPump(conn, this, {
-      profile: this.fault,
-      stopped: this.#stopped!.promise,
+      ...this.#faultOptions(),
       reset: () => resetConn(conn),
       totals: echo.totals,
       early,
-      onCut: this.#onCut,
     });
+  }
+
+  /** What the fault loop needs of the session, on plain TCP or TLS. */
+  #faultOptions(): {
+    profile: FaultProfile;
+    stopped: Promise<void>;
+    onCut?: (key: FaultKey) => void;
+  } {
+    return { profile: this.fault!, stopped: this.#stopped!.promise, onCut: this.#onCut };
   }
 
   /** TLS, a greeting, or both, then the echo. */
@@ -131,15 +139,20 @@ export class Session implements Expirable, FaultTally {
       if (greeting !== undefined) await writeAll(conn, greeting);
       return await this.#pump(conn, echo);
     }
-    // Loaded on first use: a server without TLS never loads Node's TLS.
-    const { echoTls } = await import("./tls.ts");
-    await echoTls(conn, this, {
+    const options = {
       context: echo.tls!.context,
       totals: echo.totals,
       early,
       onSecure: () => this.handshakeBy = undefined,
       greeting,
-    });
+    };
+    // Loaded on first use: a server without TLS never loads Node's TLS.
+    if (this.fault !== undefined) {
+      const { faultTls } = await import("./tls_fault.ts");
+      return await faultTls(conn, this, { ...options, fault: this.#faultOptions() });
+    }
+    const { echoTls } = await import("./tls.ts");
+    await echoTls(conn, this, options);
   }
 
   /** Closes the connection for `reason`; `run` then ends. */

@@ -172,9 +172,7 @@ export class TcpServer implements Server {
   #open(conn: Deno.Conn, arrival: Arrival): void {
     const localPort = (conn.localAddr as Deno.NetAddr).port;
     const port = this.stats.byPort.size > 0 ? this.stats.byPort.get(localPort) : undefined;
-    // The TLS echo (tls.ts) has a loop of its own: only `refuse` acts on TLS.
-    const drawn = this.#faultFor(localPort);
-    const fault = arrival.tls && !drawn?.refuse ? undefined : drawn;
+    const fault = this.#faultFor(localPort);
     if (fault?.refuse) return this.#refuseByFault(conn, arrival, localPort);
     if (fault !== undefined) {
       for (const key of tcpKeys(fault)) this.stats.countFault(localPort, key);

@@ -93,7 +93,7 @@ export function echoTls(conn: Deno.Conn, state: Tally, options: TlsEchoOptions):
  * this one does: no read from the socket while the echo is held (`hold`) or
  * while more than {@linkcode MAX_UNSENT} bytes wait to be written to it.
  */
-class RawStream {
+export class RawStream {
   /** The Node side, for `TLSSocket`. */
   readonly duplex: Duplex;
   /** Set while the echo waits for the peer to read: stop reading from it. */
@@ -102,7 +102,9 @@ class RawStream {
   #unsent = 0;
   #wanted = false;
   #reading = false;
+  #flushed?: PromiseWithResolvers<void>;
 
+  /** A stream over `conn`; `early` is what was already read from it (after a PROXY header). */
   constructor(conn: Deno.Conn, early: Uint8Array | undefined) {
     this.#conn = conn;
     // deno-lint-ignore no-this-alias
@@ -118,6 +120,7 @@ class RawStream {
           self.#unsent -= chunk.length;
           done();
           self.wake();
+          if (self.#unsent === 0) self.#settleFlushed();
         }, done);
       },
       final(done) {
@@ -129,6 +132,18 @@ class RawStream {
       },
     });
     if (early !== undefined && early.length > 0) this.duplex.push(Buffer.from(early));
+  }
+
+  /** Resolves once every byte given to the stream so far has been written to the socket. */
+  flushed(): Promise<void> {
+    if (this.#unsent === 0) return Promise.resolve();
+    return (this.#flushed ??= Promise.withResolvers<void>()).promise;
+  }
+
+  #settleFlushed(): void {
+    const flushed = this.#flushed;
+    this.#flushed = undefined;
+    flushed?.resolve();
   }
 
   /** Starts reading again if the stream wants data and nothing holds it back. */
