@@ -114,6 +114,9 @@ const CASES: readonly Case[] = [
   },
 ];
 
+const USAGE = "usage: deno task bench [--rounds N] [--quick] [--only CASE,…] [--peers NAME,…] " +
+  "[--baseline DIR]";
+
 if (import.meta.main) await main(Deno.args);
 
 /** Runs the suite and saves its results. */
@@ -137,20 +140,37 @@ async function main(args: string[]): Promise<void> {
   await save(run, summary);
 }
 
+/** The options, or a one-line usage error and exit 2 (this is a command, not a library). */
 function parseSettings(args: string[]): Settings {
-  const { values } = parseArgs({
-    args,
-    options: {
-      rounds: { type: "string" },
-      quick: { type: "boolean" },
-      only: { type: "string" },
-      peers: { type: "string" },
-      baseline: { type: "string" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        rounds: { type: "string" },
+        quick: { type: "boolean" },
+        only: { type: "string" },
+        peers: { type: "string" },
+        baseline: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(`${USAGE}\n(the module notes of benchmarks/run.ts say what each option does)`);
+    Deno.exit(0);
+  }
   const quick = values.quick ?? false;
+  const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    console.error(`bench: --rounds ${values.rounds} is not a whole number of at least 1\n${USAGE}`);
+    Deno.exit(2);
+  }
   return {
-    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
+    rounds,
     caseSeconds: quick ? 2 : 5,
     holdCount: quick ? 5_000 : 10_000,
     only: values.only?.split(","),
