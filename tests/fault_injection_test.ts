@@ -28,8 +28,8 @@ function lowFreePort(): number {
 }
 
 /** Starts echod with one profile on its (single) port. */
-function withFault(spec: string, more: string[] = []): Promise<Echod> {
-  return startEchod(["--fault", spec, ...METRICS, ...more]);
+function withFault(spec: string, more: string[] = [], permissions?: string[]): Promise<Echod> {
+  return startEchod(["--fault", spec, ...METRICS, ...more], { permissions });
 }
 
 /** `n` milliseconds, as a promise that never settles first in a race unless the other is stuck. */
@@ -740,3 +740,40 @@ async function serverTcpInfo(port: number, peer: number) {
   assert.ok(segments && bytes, `no data_segs_out or bytes_sent in: ${text}`);
   return { segments: Number(segments[1]), bytes: Number(bytes[1]) };
 }
+
+Deno.test({
+  name:
+    "--workers 2: every connection gets the profile in whichever worker, and the counts are summed",
+  ignore: linuxOnly("the --workers fault test", "SO_REUSEPORT"),
+}, async () => {
+  const echod = await withFault("close-after=100", [
+    "--workers",
+    "2",
+    "--max-conns-per-ip",
+    "0",
+  ], ["--allow-net", "--allow-read"]);
+  try {
+    const connections = 40;
+    await Promise.all(Array.from({ length: connections }, async (_, i) => {
+      const conn = await connect("127.0.0.1", echod.port);
+      try {
+        const data = pattern(500, i + 1);
+        await writeAll(conn, data);
+        assert.deepEqual(await readExactly(conn, 100), data.subarray(0, 100));
+        assert.equal(await ending(conn), "eof");
+      } finally {
+        conn.close();
+      }
+    }));
+    // Each worker counts its own; /metrics sums them.
+    const applied = await metricReaching(
+      echod,
+      `echod_faults_applied_total{port="${echod.port}",fault="close-after"}`,
+      { atLeast: connections },
+    );
+    assert.equal(applied, connections);
+    assert.equal(metric((await scrape(echod)).text, "echod_sent_bytes_total"), connections * 100);
+  } finally {
+    await echod.stop();
+  }
+});
