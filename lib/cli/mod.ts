@@ -22,7 +22,8 @@ import { CLIENT, clientConfig } from "./client.ts";
 import { helpText } from "./help.ts";
 import { readEnvironment } from "./environment.ts";
 import { type CommandSpec, hint, type OptionValues, readOptions } from "./options.ts";
-import { SERVE, serveConfig } from "./serve.ts";
+import { SERVE } from "./serve.ts";
+import { serveConfig } from "./serve_config.ts";
 import { SERVICE, serviceConfig } from "./service.ts";
 
 export { parseTarget };

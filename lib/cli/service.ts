@@ -15,7 +15,8 @@ import {
   type ServiceKind,
 } from "../service/spec.ts";
 import { type CommandSpec, HELP, hint, type OptionValues, readOptions } from "./options.ts";
-import { SERVE, serveConfig } from "./serve.ts";
+import { SERVE } from "./serve.ts";
+import { serveConfig } from "./serve_config.ts";
 
 /** The service command's options. */
 export const SERVICE: CommandSpec = {
