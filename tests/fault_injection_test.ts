@@ -69,6 +69,65 @@ async function writeAfterCut(conn: Deno.Conn): Promise<string> {
   }
 }
 
+/** Round trips of 64 bytes, 15 of them, each checked: the times sorted, in ms. */
+async function roundTripTimes(conn: Deno.Conn): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    const data = pattern(64, i + 1);
+    const start = performance.now();
+    await writeAll(conn, data);
+    assert.deepEqual(await readExactly(conn, 64), data);
+    times.push(performance.now() - start);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/**
+ * Sends 1 MiB as fast as the server takes it and returns the echo's rate
+ * in bytes per second over `seconds`, every byte checked in order.
+ */
+async function echoRate(conn: Deno.Conn, seconds: number): Promise<number> {
+  const data = pattern(1024 * 1024, 7);
+  // The sender goes as fast as echod reads; it ends blocked, which the close ends.
+  const sending = writeAll(conn, data).catch(() => {});
+  const buf = new Uint8Array(65536);
+  let got = 0;
+  let start = 0;
+  for (;;) {
+    const n = await conn.read(buf);
+    assert.ok(n !== null);
+    assert.deepEqual(buf.subarray(0, n), data.subarray(got, got + n));
+    if (start === 0) start = performance.now();
+    got += n;
+    if (performance.now() - start >= seconds * 1000) break;
+  }
+  const rate = got / ((performance.now() - start) / 1000);
+  conn.close();
+  await sending;
+  return rate;
+}
+
+/**
+ * Writes `chunk`-byte pieces of `data` until one is not taken within 2 s
+ * (the buffers between are full); returns the bytes taken.
+ */
+async function writeUntilBlocked(
+  conn: Deno.Conn,
+  data: Uint8Array,
+  chunk: number,
+): Promise<number> {
+  let written = 0;
+  let pending: Promise<number> | undefined;
+  for (;;) {
+    pending = conn.write(data.subarray(written % data.length, (written % data.length) + chunk));
+    const n = await within(pending, 2_000);
+    if (n === "timeout") break;
+    written += n;
+  }
+  pending?.catch(() => {});
+  return written;
+}
+
 function faultsApplied(text: string, port: number, fault: string): number {
   return metric(text, `echod_faults_applied_total{port="${port}",fault="${fault}"}`);
 }
@@ -77,15 +136,7 @@ Deno.test("latency=100ms: round trips take 100-115 ms at p50, bytes exact", asyn
   const echod = await withFault("latency=100ms");
   const conn = await connect("127.0.0.1", echod.port);
   try {
-    const times: number[] = [];
-    for (let i = 0; i < 15; i++) {
-      const data = pattern(64, i + 1);
-      const start = performance.now();
-      await writeAll(conn, data);
-      assert.deepEqual(await readExactly(conn, 64), data);
-      times.push(performance.now() - start);
-    }
-    times.sort((a, b) => a - b);
+    const times = await roundTripTimes(conn);
     const p50 = times[Math.floor(times.length / 2)];
     console.log(`latency=100ms: p50 ${p50.toFixed(1)} ms, min ${times[0].toFixed(1)} ms`);
     assert.ok(p50 >= 100 && p50 <= 115, `p50 ${p50} ms`);
@@ -99,28 +150,11 @@ Deno.test("latency=100ms: round trips take 100-115 ms at p50, bytes exact", asyn
 
 Deno.test("rate=64KiB: a fast sender gets 64 KiB/s ± 10 % over 5 s, every byte in order", async () => {
   const echod = await withFault("rate=64KiB");
-  const conn = await connect("127.0.0.1", echod.port);
-  const data = pattern(1024 * 1024, 7);
-  // The sender goes as fast as echod reads; it ends blocked, which the close ends.
-  const sending = writeAll(conn, data).catch(() => {});
   try {
-    const buf = new Uint8Array(65536);
-    let got = 0;
-    let start = 0;
-    for (;;) {
-      const n = await conn.read(buf);
-      assert.ok(n !== null);
-      assert.deepEqual(buf.subarray(0, n), data.subarray(got, got + n));
-      if (start === 0) start = performance.now();
-      got += n;
-      if (performance.now() - start >= 5_000) break;
-    }
-    const rate = got / ((performance.now() - start) / 1000);
+    const rate = await echoRate(await connect("127.0.0.1", echod.port), 5);
     console.log(`rate=64KiB: ${(rate / 1024).toFixed(1)} KiB/s over 5 s`);
     assert.ok(Math.abs(rate - 65536) <= 6553.6, `${rate} B/s`);
   } finally {
-    conn.close();
-    await sending;
     await echod.stop();
   }
 });
@@ -229,17 +263,7 @@ Deno.test("stall-after=64KiB: the echo stops at 64 KiB and the client's writes b
   try {
     const data = pattern(256 * 1024, 11);
     const reading = readExactly(conn, 65536);
-    // Write until one write is not taken within 2 s: the buffers between are full.
-    let written = 0;
-    let blocked = false;
-    let pending: Promise<number> | undefined;
-    while (!blocked) {
-      pending = conn.write(data.subarray(written % data.length, (written % data.length) + 65536));
-      const n = await within(pending, 2_000);
-      if (n === "timeout") blocked = true;
-      else written += n;
-    }
-    pending?.catch(() => {});
+    const written = await writeUntilBlocked(conn, data, 65536);
     assert.deepEqual(await reading, data.subarray(0, 65536));
     const { text } = await scrape(echod);
     console.log(`stall-after=64KiB: echo stopped at 65536, writes blocked after ${written} bytes`);
@@ -521,15 +545,7 @@ Deno.test("TLS latency=100ms: round trips take 100-115 ms at p50, plaintext exac
   const echod = await withTlsFault("latency=100ms");
   const conn = await tlsClient(echod.port);
   try {
-    const times: number[] = [];
-    for (let i = 0; i < 15; i++) {
-      const data = pattern(64, i + 1);
-      const start = performance.now();
-      await writeAll(conn, data);
-      assert.deepEqual(await readExactly(conn, 64), data);
-      times.push(performance.now() - start);
-    }
-    times.sort((a, b) => a - b);
+    const times = await roundTripTimes(conn);
     const p50 = times[Math.floor(times.length / 2)];
     console.log(`TLS latency=100ms: p50 ${p50.toFixed(1)} ms, min ${times[0].toFixed(1)} ms`);
     assert.ok(p50 >= 100 && p50 <= 115, `p50 ${p50} ms`);
@@ -591,27 +607,11 @@ Deno.test("TLS reset-after=64KiB: exactly 64 KiB of plaintext, then the TCP conn
 
 Deno.test("TLS rate=64KiB: 64 KiB/s ± 10 % of plaintext over 3 s, every byte in order", async () => {
   const echod = await withTlsFault("rate=64KiB");
-  const conn = await tlsClient(echod.port);
-  const data = pattern(1024 * 1024, 7);
-  const sending = writeAll(conn, data).catch(() => {});
   try {
-    const buf = new Uint8Array(65536);
-    let got = 0;
-    let start = 0;
-    for (;;) {
-      const n = await conn.read(buf);
-      assert.ok(n !== null);
-      assert.deepEqual(buf.subarray(0, n), data.subarray(got, got + n));
-      if (start === 0) start = performance.now();
-      got += n;
-      if (performance.now() - start >= 3_000) break;
-    }
-    const rate = got / ((performance.now() - start) / 1000);
+    const rate = await echoRate(await tlsClient(echod.port), 3);
     console.log(`TLS rate=64KiB: ${(rate / 1024).toFixed(1)} KiB/s over 3 s`);
     assert.ok(Math.abs(rate - 65536) <= 6553.6, `${rate} B/s`);
   } finally {
-    conn.close();
-    await sending;
     await echod.stop();
   }
 });
@@ -622,15 +622,7 @@ Deno.test("TLS stall-after=16KiB: the echo stops at 16 KiB and the client's writ
   try {
     const data = pattern(256 * 1024, 11);
     const reading = readExactly(conn, 16384);
-    let written = 0;
-    let pending: Promise<number> | undefined;
-    for (;;) {
-      pending = conn.write(data.subarray(written % data.length, (written % data.length) + 16384));
-      const n = await within(pending, 2_000);
-      if (n === "timeout") break;
-      written += n;
-    }
-    pending?.catch(() => {});
+    const written = await writeUntilBlocked(conn, data, 16384);
     assert.deepEqual(await reading, data.subarray(0, 16384));
     console.log(
       `TLS stall-after=16KiB: echo stopped at 16384, writes blocked after ${written} bytes`,
