@@ -217,7 +217,11 @@ Deno.test("echod bench stream catches a server that stops echoing early", async 
     ]);
     assert.equal(code, 1);
     const report = JSON.parse(stdout);
-    assert.ok(report.errors["early-close"] > 0, JSON.stringify(report.errors));
+    // A close with the bench's bytes still unread is a reset on Windows (and
+    // can be on Linux): either way the stream was cut, and counted so.
+    const cut = report.errors["early-close"] + report.errors.reset;
+    assert.ok(cut > 0, JSON.stringify(report.errors));
+    assert.equal(report.errors.mismatch, 0);
   } finally {
     server.close();
   }
