@@ -95,7 +95,7 @@ Deno.test("--workers under deno run without --allow-read says what to add", asyn
   );
 });
 
-Deno.test("--workers with TLS is refused in one line (Deno's TLS listener cannot share a port)", async () => {
+Deno.test("--workers with TLS is refused in one line (the TLS context cannot be sent to a worker thread)", async () => {
   const { code, stderr } = await runEchod([
     "--workers",
     "2",
