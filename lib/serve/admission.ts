@@ -27,9 +27,6 @@ export interface AdmissionOptions {
   maxConnsPerIp?: number;
 }
 
-// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
-export { DEFAULT_MAX_CONNS } from "./defaults.ts";
-
 /** Counts admitted connections, in total and per peer address, exactly, in one thread. */
 export class Admission implements Admitter {
   #maxConns: number;

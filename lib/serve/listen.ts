@@ -37,9 +37,6 @@ export interface BindOptions {
   reusePort?: boolean;
 }
 
-// Re-exported for lib/service/spec.ts until it imports defaults.ts itself.
-export { DEFAULT_PORT } from "./defaults.ts";
-
 /** How the default, all-addresses binding came out on this host. */
 export type StackMode =
   /** `::` also accepts IPv4 (Linux, macOS): one listener serves both. */

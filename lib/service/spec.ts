@@ -9,8 +9,7 @@
 import { fileURLToPath } from "node:url";
 import type { ServeConfig } from "../serve/options.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_MAX_CONNS } from "../serve/admission.ts";
-import { DEFAULT_PORT } from "../serve/listen.ts";
+import { DEFAULT_MAX_CONNS, DEFAULT_PORT } from "../serve/defaults.ts";
 
 /** The service managers echod can be installed under. */
 export type ServiceKind = "systemd" | "launchd" | "windows";
