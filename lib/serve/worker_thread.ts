@@ -53,8 +53,10 @@ scope.onmessage = async function onMessage(event) {
     if (!first) return;
     clearInterval(reporting);
     await done;
-    scope.postMessage({ kind: "stopped", stats: server.stats.snapshot() });
+    // Flush this worker's log lines first: the pool terminates a worker as
+    // soon as it reports "stopped", and its last lines would be lost.
     await closeLogging();
+    scope.postMessage({ kind: "stopped", stats: server.stats.snapshot() });
     scope.close();
   }
 };
