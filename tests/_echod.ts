@@ -7,13 +7,34 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { writeAll } from "../lib/net.ts";
 import { runProgram } from "../lib/process.ts";
 import { canReadMemory, readProc, residentBytes } from "../lib/process_usage.ts";
 import { poll } from "./_poll.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
-/** Whether this OS lets a test stop echod gracefully (Windows has no SIGTERM to send). */
-export const GRACEFUL_STOP: boolean = Deno.build.os !== "windows";
+/**
+ * Whether a test stops echod with a signal. On Windows a parent cannot send
+ * a console program a signal (Deno's `kill` there is TerminateProcess), so
+ * {@linkcode startEchod} enables `POST /quitquitquit` and
+ * {@linkcode Echod.requestStop} uses it: the same drain, asked for by HTTP.
+ */
+export const SIGNALS: boolean = Deno.build.os !== "windows";
+
+/** How echod's log names the stop a test asks for: `SIGTERM`, or `POST /quitquitquit` on Windows. */
+export const STOP_NAME: string = SIGNALS ? "SIGTERM" : "POST /quitquitquit";
+
+/**
+ * The flags that let a test stop echod gracefully: none where signals can
+ * be sent; on Windows, `--quitquitquit` and (unless `args` or `env` name
+ * one) a metrics endpoint on loopback to serve it.
+ */
+export function stopFlags(args: string[], env: Record<string, string> = {}): string[] {
+  if (SIGNALS || args.includes("--quitquitquit")) return [];
+  const hasMetrics = args.some((a) => a === "--metrics" || a.startsWith("--metrics=")) ||
+    env.ECHOD_METRICS !== undefined;
+  return hasMetrics ? ["--quitquitquit"] : ["--metrics", "127.0.0.1:0", "--quitquitquit"];
+}
 
 /**
  * Whether a socket on `::` takes IPv4 too (Linux, macOS): echod then keeps
@@ -86,6 +107,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Leave out `--port 0` (to give the port another way). @default {false} */
   noPortFlag?: boolean;
+  /** Leave out {@linkcode stopFlags} (the endpoint Windows tests stop echod with). @default {false} */
+  noStopEndpoint?: boolean;
 }
 
 /** A running echod process. */
@@ -188,6 +211,27 @@ export class Echod {
     this.#child.kill(signal);
   }
 
+  /**
+   * Asks echod to stop as its user would: with `signal`, or on Windows
+   * (for any signal but SIGKILL) with `POST /quitquitquit`, which
+   * {@linkcode startEchod} enables there. Resolves once it is asked; a
+   * process already gone is not an error.
+   */
+  async requestStop(signal: Deno.Signal = "SIGTERM"): Promise<void> {
+    if (SIGNALS || signal === "SIGKILL") {
+      try {
+        this.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      return;
+    }
+    const address = this.ready?.metricsAddress ?? this.records.find((r) => r.metricsAddress)
+      ?.metricsAddress;
+    if (typeof address !== "string") throw new Error("echod has no metrics endpoint to stop it");
+    await postQuit(address);
+  }
+
   /** Waits for exit; returns the status and everything printed. */
   async exited(): Promise<{ code: number; stdout: string }> {
     this.#status ??= this.#child.status;
@@ -196,15 +240,11 @@ export class Echod {
     return { code: status.code, stdout: await this.#stdout };
   }
 
-  /** Signals (SIGTERM by default) and waits for exit. */
+  /** Asks echod to stop ({@linkcode Echod.requestStop}) and waits for exit. */
   async stop(
     signal: Deno.Signal = "SIGTERM",
   ): Promise<{ code: number; stdout: string }> {
-    try {
-      this.kill(signal);
-    } catch {
-      // Already gone.
-    }
+    await this.requestStop(signal);
     return await this.exited();
   }
 
@@ -237,6 +277,7 @@ export async function startEchod(
     "--log-format",
     "json",
     ...args,
+    ...(options.noStopEndpoint ? [] : stopFlags(args, options.env)),
   ];
   const command = options.shellPrefix
     ? new Deno.Command("sh", {
@@ -325,6 +366,36 @@ export async function runEchod(
     { cwd: ROOT, ...options },
   );
   return { code, stdout, stderr };
+}
+
+/**
+ * Sends `POST /quitquitquit` to echod's metrics endpoint at `address`
+ * (`127.0.0.1:PORT`) and reads the answer; an endpoint already closed
+ * (echod is stopping or gone) is not an error.
+ */
+export async function postQuit(address: string): Promise<void> {
+  const colon = address.lastIndexOf(":");
+  const hostname = address.slice(0, colon).replace(/^\[|\]$/g, "");
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname, port: Number(address.slice(colon + 1)) });
+  } catch {
+    return;
+  }
+  try {
+    const request = "POST /quitquitquit HTTP/1.1\r\nhost: echod\r\ncontent-length: 0\r\n\r\n";
+    await writeAll(conn, new TextEncoder().encode(request));
+    const buf = new Uint8Array(1024);
+    while ((await conn.read(buf)) !== null) { /* the answer, until echod closes */ }
+  } catch {
+    // Reset by an echod that is going away.
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
 }
 
 function lineSplitter(): TransformStream<string, string> {

@@ -194,6 +194,11 @@ export const SERVE: CommandSpec = {
       value: "[ADDR:]PORT",
       help: "serve Prometheus /metrics, /healthz and /readyz here (default: off; ADDR: 127.0.0.1)",
     },
+    {
+      name: "quitquitquit",
+      kind: "boolean",
+      help: "with --metrics, POST /quitquitquit there stops echod as SIGTERM does (off by default)",
+    },
     { name: "udp", kind: "boolean", help: "also serve UDP echo on the same port (off by default)" },
     {
       name: "udp-rate",

@@ -84,13 +84,18 @@ export function serveConfig(opts: OptionValues): ServeConfig {
   const metrics = opts.has("metrics")
     ? parseMetricsTarget(opts.last("metrics")!, opts.label("metrics"))
     : undefined;
+  if (opts.has("quitquitquit") && metrics === undefined) {
+    throw new UsageError(
+      `${opts.label("quitquitquit")} needs --metrics: POST /quitquitquit is served there`,
+    );
+  }
   if (metrics !== undefined) {
     checkMetricsPort(metrics, opts, { hosts, ports: [...(ports.length ? ports : [mainPort])] });
     if (tls?.port !== undefined) checkMetricsPort(metrics, opts, { hosts, ports: [tls.port] });
   }
   return {
     tls,
-    metrics,
+    metrics: metrics && { ...metrics, quit: opts.has("quitquitquit") },
     udp: opts.has("udp")
       ? {
         rate: opts.count("udp-rate", DEFAULT_UDP_RATE, 1),

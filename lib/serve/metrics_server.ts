@@ -1,8 +1,9 @@
 /**
  * `--metrics ADDR:PORT`: the HTTP endpoint serving `/metrics` (the
  * exposition of `metrics.ts`), `/healthz` for liveness probes and `/readyz`
- * for readiness probes (503 from the first stop signal on). Off by default;
- * on loopback unless an address is given.
+ * for readiness probes (503 from the first stop signal on), and, when
+ * enabled, `POST /quitquitquit` to stop echod. Off by default; on loopback
+ * unless an address is given.
  *
  * @module
  */
@@ -14,7 +15,7 @@ import {
   LOG_INTERVAL,
 } from "./defaults.ts";
 import { RuntimeError } from "../errors.ts";
-import { parseRequest, readRequestHead } from "./http_request.ts";
+import { parseRequest, readRequestHead, type Request } from "./http_request.ts";
 import { getLog, LogThrottle } from "../log.ts";
 import { closeQuietly, formatAddr, hostPort, writeAll } from "../net.ts";
 import { renderMetrics } from "./metrics.ts";
@@ -36,6 +37,12 @@ export interface MetricsOptions {
    * @default {never}
    */
   draining?: () => boolean;
+  /**
+   * Called on `POST /quitquitquit` (answered 200 `stopping`); without it
+   * that path is not served.
+   * @default {undefined}
+   */
+  quit?: () => void;
   /**
    * Milliseconds a client has to send its request and take the answer.
    * @default {5000}
@@ -120,11 +127,13 @@ export function serveMetrics(
     const timer = setTimeout(() => closeQuietly(conn), requestTimeout);
     try {
       const head = await readRequestHead(conn, MAX_HEAD);
+      const request = typeof head === "number" ? undefined : parseRequest(head);
       const response = typeof head === "number"
         ? plain(head, "request head too large\n")
-        : respond(head);
+        : respond(request);
       await writeAll(conn, new TextEncoder().encode(response));
-      if (typeof head === "number") await linger(conn);
+      // A head too large, or a POST, may leave bytes unread (see linger).
+      if (typeof head === "number" || request?.method === "POST") await linger(conn);
     } catch {
       // The client went away, or the deadline closed it: nothing to answer.
     } finally {
@@ -132,14 +141,18 @@ export function serveMetrics(
     }
   }
 
-  function respond(head: string): string {
-    const request = parseRequest(head);
+  function respond(request: Request | undefined): string {
     if (request === undefined) return plain(400, "bad request\n");
     const { method, target } = request;
+    const path = target.split("?")[0];
+    if (path === "/quitquitquit" && options.quit !== undefined) {
+      if (method !== "POST") return plain(405, "method not allowed\n", "allow: POST\r\n");
+      options.quit();
+      return plain(200, "stopping\n");
+    }
     if (method !== "GET" && method !== "HEAD") {
       return plain(405, "method not allowed\n", "allow: GET, HEAD\r\n");
     }
-    const path = target.split("?")[0];
     let status = 404;
     let body = "not found: try /metrics, /healthz or /readyz\n";
     let type = "text/plain; charset=utf-8";

@@ -2,8 +2,8 @@
  * The `serve` command: logging set up, the TCP server (in this thread or in
  * workers), UDP echo and the metrics endpoint when asked for, a stats line
  * now and then, and a graceful stop on SIGINT, SIGTERM or SIGQUIT (SIGINT
- * or SIGBREAK on Windows); SIGHUP reopens the log file and reloads the TLS
- * certificate and key.
+ * or SIGBREAK on Windows, or `POST /quitquitquit` when enabled); SIGHUP
+ * reopens the log file and reloads the TLS certificate and key.
  *
  * @module
  */
@@ -18,6 +18,7 @@ import { readHostName } from "./greeting.ts";
 import { TcpServer } from "./tcp_server.ts";
 import { refusedTotal, type StatsSource } from "./stats.ts";
 import { startStatsReporter } from "./stats_line.ts";
+import { StopRequests } from "./stop.ts";
 import { serveUdp, type UdpServer } from "./udp.ts";
 import { startPool } from "./workers.ts";
 import { VERSION } from "../version.ts";
@@ -77,6 +78,10 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   let stats: StatsSource;
   // From the first stop signal on: /readyz fails, echod_draining is 1.
   let draining = false;
+  // Made before the metrics endpoint, which may take `POST /quitquitquit`.
+  const stop = new StopRequests(function closeAllNow() {
+    server?.shutdown({ drainTimeout: 0 });
+  });
   try {
     const options = { ...config.server, tls };
     server = config.workers > 1
@@ -101,6 +106,7 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
     if (config.metrics) {
       metrics = serveMetrics(config.metrics.host, config.metrics.port, stats, {
         draining: () => draining,
+        quit: config.metrics.quit ? () => stop.request("POST /quitquitquit") : undefined,
       });
     }
   } catch (error) {
@@ -111,9 +117,8 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   }
 
   // Listen before announcing, so a signal sent on readiness is not lost.
-  const stop = control === undefined
-    ? listenForStopSignals(server)
-    : { first: control.stop, again: new Promise<void>(() => {}) };
+  if (control === undefined) listenForStopSignals(stop);
+  else control.stop.then((by) => stop.request(by));
   if (!WINDOWS && control === undefined) listenForOtherSignals(config, credentials);
   control?.ready?.();
   announce(server, config, udp, metrics);
@@ -145,29 +150,13 @@ export async function runServe(config: ServeConfig, control?: ServeControl): Pro
   return 0;
 }
 
-/**
- * `first` resolves with the first stop signal; a second one resolves
- * `again` (which ends a shutdown delay) and closes every connection at once.
- */
-function listenForStopSignals(running: Server): { first: Promise<string>; again: Promise<void> } {
-  const log = getLog();
-  const first = Promise.withResolvers<string>();
-  const again = Promise.withResolvers<void>();
-  let received = false;
+/** Makes every stop signal a stop request (a second one while delaying or draining means "now"). */
+function listenForStopSignals(stop: StopRequests): void {
   for (const name of STOP_SIGNALS) {
     Deno.addSignalListener(name, function onSignal() {
-      if (!received) {
-        received = true;
-        first.resolve(name);
-        return;
-      }
-      // A second signal while delaying or draining means "now".
-      log.info("received {signal} again: closing all connections now", { signal: name });
-      again.resolve();
-      running.shutdown({ drainTimeout: 0 });
+      stop.request(name);
     });
   }
-  return { first: first.promise, again: again.promise };
 }
 
 /** Waits `ms`, or less if `cut` comes first. */

@@ -137,8 +137,11 @@ export interface ServeConfig {
   workers: number;
   /** TLS certificate and key files, and the TLS port if apart from `server.port`. */
   tls?: { certFile: string; keyFile: string; port?: number; handshakeTimeout: number };
-  /** Where to serve /metrics and /healthz. */
-  metrics?: Target;
+  /**
+   * Where to serve /metrics, /healthz and /readyz, and whether
+   * `POST /quitquitquit` there stops echod as SIGTERM does.
+   */
+  metrics?: Target & { quit?: boolean };
   /** UDP echo, when asked for, with its rates (per source, in all). */
   udp?: { rate: number; maxRate: number };
   /** Lines to log once logging is set up: how the configuration was read. */
