@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { writeAll } from "./_client.ts";
-import { type Echod, GRACEFUL_STOP } from "./_echod.ts";
-import { type ExportedCounter, sampleOf } from "../lib/serve/metrics.ts";
+import type { Echod } from "./_echod.ts";
+import type { ExportedCounter } from "../lib/serve/metrics.ts";
 import { poll } from "./_poll.ts";
 
 /** GETs `path` from the metrics address echod announced. */
@@ -82,30 +82,16 @@ export async function metricReaching(
 }
 
 /**
- * Flags a test adds so that {@linkcode finalCounters} can read echod's
- * counters: on Windows, the metrics endpoint.
- */
-export const COUNTER_FLAGS: string[] = GRACEFUL_STOP ? [] : ["--metrics", "127.0.0.1:0"];
-
-/**
- * The values `counters` end with in echod: from its "stopped" record after
- * a graceful stop (exit 0 asserted), or on Windows, where a parent cannot
- * stop a child gracefully, from a scrape of /metrics just before it is
- * killed (start echod with {@linkcode COUNTER_FLAGS}).
+ * The values `counters` end with in echod, from its "stopped" record after
+ * a graceful stop (exit 0 asserted).
  */
 export async function finalCounters(
   echod: Echod,
   counters: ExportedCounter[],
 ): Promise<Record<ExportedCounter, number>> {
+  assert.equal((await echod.stop()).code, 0);
+  const stopped = await echod.waitForMessage("stopped");
   const values = {} as Record<ExportedCounter, number>;
-  if (GRACEFUL_STOP) {
-    assert.equal((await echod.stop()).code, 0);
-    const stopped = await echod.waitForMessage("stopped");
-    for (const counter of counters) values[counter] = Number(stopped[counter]);
-    return values;
-  }
-  const { text } = await scrape(echod);
-  await echod.stop("SIGKILL");
-  for (const counter of counters) values[counter] = metric(text, sampleOf(counter));
+  for (const counter of counters) values[counter] = Number(stopped[counter]);
   return values;
 }

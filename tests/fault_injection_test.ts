@@ -6,7 +6,14 @@
 
 import assert from "node:assert/strict";
 import { connect, pattern, readExactly, udpSocket, writeAll } from "./_client.ts";
-import { type Echod, GRACEFUL_STOP, LINUX, linuxOnly, skipUnless, startEchod } from "./_echod.ts";
+import {
+  type Echod,
+  LINUX,
+  linuxOnly,
+  memoryUnreadable,
+  skipUnless,
+  startEchod,
+} from "./_echod.ts";
 import { metric, metricReaching, scrape } from "./_metrics.ts";
 import { readLine } from "../lib/net.ts";
 import { connectTls, fixture, startTlsEchod } from "./_tls.ts";
@@ -456,10 +463,7 @@ Deno.test("a clean port beside fault ports echoes exactly and at once", async ()
   }
 });
 
-Deno.test({
-  name: "drain: delayed bytes not yet sent at --drain-timeout are cut and counted",
-  ignore: skipUnless(GRACEFUL_STOP, "the drain test", "it sends SIGTERM"),
-}, async () => {
+Deno.test("drain: delayed bytes not yet sent at --drain-timeout are cut and counted", async () => {
   const echod = await withFault("latency=5s", ["--drain-timeout", "300ms"]);
   const conn = await connect("127.0.0.1", echod.port);
   try {
@@ -479,7 +483,7 @@ Deno.test({
 
 Deno.test({
   name: "memory: 200 fast senders on latency=500ms,rate=16KiB stay bounded by backpressure",
-  ignore: linuxOnly("the memory test", "/proc to read echod's memory"),
+  ignore: memoryUnreadable("the memory test"),
 }, async () => {
   const echod = await withFault("latency=500ms,rate=16KiB", ["--max-conns-per-ip", "0"]);
   const conns: Deno.Conn[] = [];

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, MAPPED_LOOPBACK, roundTrip } from "./_client.ts";
-import { type Echod, GRACEFUL_STOP, linuxOnly, type LogRecord, startEchod } from "./_echod.ts";
+import { type Echod, linuxOnly, type LogRecord, startEchod } from "./_echod.ts";
 import { poll } from "./_poll.ts";
 
 function closes(echod: Echod, count: number): Promise<LogRecord> {
@@ -38,7 +38,6 @@ Deno.test("--max-conns refuses the connection past the limit at once, then admit
     open.forEach(closeQuietly);
     await echod.stop();
   }
-  if (!GRACEFUL_STOP) return;
   const stopped = await echod.waitForMessage("stopped");
   assert.equal(stopped.refusedMaxConns, 1);
   assert.equal(stopped.accepted, 4);

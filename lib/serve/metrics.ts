@@ -102,7 +102,7 @@ const REASON: ReadonlyMap<Counter, string> = new Map(
 );
 
 /** The sample a counter is exported as, e.g. `echod_connections_refused_total{reason="max-conns"}`. */
-export function sampleOf(counter: ExportedCounter): string {
+function sampleOf(counter: ExportedCounter): string {
   const reason = REASON.get(counter);
   return `${EXPORTED[counter]}${reason === undefined ? "" : `{reason="${reason}"}`}`;
 }

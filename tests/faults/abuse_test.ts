@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, pattern, roundTrip, writeAll } from "../_client.ts";
 import { linuxOnly, memoryUnreadable, skipUnless, startEchod, WINE } from "../_echod.ts";
-import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
+import { finalCounters } from "../_metrics.ts";
 import { poll, untilStalled } from "../_poll.ts";
 
 /** Round-trip times of `count` 64-byte messages on one fresh connection, in ms, sorted. */
@@ -68,7 +68,6 @@ Deno.test(`slowloris: ${SLOW_CLIENTS} near-silent connections close at --idle-ti
     "0",
     "--max-conns-per-ip",
     "0",
-    ...COUNTER_FLAGS,
   ]);
   const before = await latencies(echod.port, 200);
   // Each sends its one byte as soon as it is open (the next would be due in
@@ -151,7 +150,6 @@ Deno.test("a flood past --max-conns and --max-conns-per-ip is refused at once, c
     "100",
     "--max-conns-per-ip",
     "60",
-    ...COUNTER_FLAGS,
   ]);
   const open: Deno.Conn[] = [];
   try {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { connect, pattern, readToEnd, writeAll } from "../_client.ts";
-import { GRACEFUL_STOP, memoryUnreadable, ROOT, skipUnless, startEchod, WINE } from "../_echod.ts";
+import { memoryUnreadable, ROOT, skipUnless, startEchod, WINE } from "../_echod.ts";
 import { has } from "../_programs.ts";
 
 Deno.test({
@@ -54,9 +54,7 @@ Deno.test({
     assert.deepEqual(noisy, []);
     assert.deepEqual(echod.otherLines, []);
   } finally {
-    // Windows has no SIGTERM to send: the stop there is a kill.
-    const { code } = await echod.stop();
-    if (GRACEFUL_STOP) assert.equal(code, 0);
+    assert.equal((await echod.stop()).code, 0);
   }
 });
 

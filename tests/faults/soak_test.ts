@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { connect, pattern, writeAll } from "../_client.ts";
-import { GRACEFUL_STOP, skipUnless, startEchod } from "../_echod.ts";
-import { COUNTER_FLAGS, finalCounters } from "../_metrics.ts";
+import { startEchod } from "../_echod.ts";
+import { finalCounters } from "../_metrics.ts";
 
 const MiB = 1024 * 1024;
 // One source of bytes: messages are windows of it at random offsets.
@@ -128,7 +128,7 @@ function newTally(): Tally {
 }
 
 Deno.test("soak: 200 clients for 15 s, mixed sizes and half-closes, every byte checked", async () => {
-  const echod = await startEchod(["--max-conns-per-ip", "0", ...COUNTER_FLAGS]);
+  const echod = await startEchod(["--max-conns-per-ip", "0"]);
   const tally = newTally();
   const end = performance.now() + 15_000;
   try {
@@ -150,15 +150,7 @@ Deno.test("soak: 200 clients for 15 s, mixed sizes and half-closes, every byte c
   assert.ok(tally.messages > 1_000, `only ${tally.messages} messages`);
 });
 
-Deno.test({
-  name:
-    "soak with SIGTERM mid-run: each connection completes or is closed at the drain timeout; exit 0",
-  ignore: skipUnless(
-    GRACEFUL_STOP,
-    "the SIGTERM soak",
-    "Windows has no SIGTERM for a test to send (the service stop drains there)",
-  ),
-}, async () => {
+Deno.test("soak with SIGTERM mid-run: each connection completes or is closed at the drain timeout; exit 0", async () => {
   const echod = await startEchod(["--max-conns-per-ip", "0", "--drain-timeout", "1s"]);
   const tally = newTally();
   let terminated = false;
@@ -177,7 +169,7 @@ Deno.test({
   await new Promise((r) => setTimeout(r, 3_000));
   terminated = true;
   const stopAt = performance.now();
-  echod.kill("SIGTERM");
+  await echod.requestStop();
   const lingerEnds = Promise.all(lingering.map(async (conn) => {
     const rest = await readUpTo(conn, 1);
     conn.close();
