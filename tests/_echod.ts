@@ -47,6 +47,12 @@ export const DUAL_STACK: boolean = Deno.build.os !== "windows";
 export const WINE: boolean = Deno.build.os === "windows" &&
   Deno.env.get("WINECONFIGDIR") !== undefined;
 
+/**
+ * Whether every address of 127/8 is a loopback address one can bind
+ * (Linux, Windows); macOS answers only on 127.0.0.1 unless aliased.
+ */
+export const WHOLE_LOOPBACK: boolean = Deno.build.os !== "darwin";
+
 /** Whether /proc, `sh` and `ulimit` are there (Linux), for memory, CPU and descriptor tests. */
 export const LINUX: boolean = Deno.build.os === "linux";
 

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { connect as connectNodeTls } from "node:tls";
 import { type Echod, ROOT, startEchod, type StartOptions } from "./_echod.ts";
@@ -31,6 +32,11 @@ export const FIXTURES: string = join(ROOT, "tests", "fixtures", "tls");
 /** The path of one TLS fixture, e.g. `fixture("a.pem")`. */
 export function fixture(name: string): string {
   return join(FIXTURES, name);
+}
+
+/** The SHA-256 fingerprint of a fixture certificate, as a TLS client reports it. */
+export function fingerprintOf(name: string): string {
+  return new X509Certificate(Deno.readTextFileSync(fixture(name))).fingerprint256;
 }
 
 /** The test certificates: the fixtures' CA and pair A (valid 2025 to 2125). */

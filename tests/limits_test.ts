@@ -1,11 +1,11 @@
 /**
- * Connection limits, timeouts and the accept loop's survival, each against
- * a spawned echod.
+ * Connection limits and timeouts, each against a spawned echod. (The
+ * accept loop under descriptor exhaustion: `posix/descriptors_test.ts`.)
  */
 
 import assert from "node:assert/strict";
 import { closedByPeer, closeQuietly, connect, MAPPED_LOOPBACK, roundTrip } from "./_client.ts";
-import { type Echod, linuxOnly, type LogRecord, startEchod } from "./_echod.ts";
+import { type Echod, type LogRecord, startEchod } from "./_echod.ts";
 import { poll } from "./_poll.ts";
 
 function closes(echod: Echod, count: number): Promise<LogRecord> {
@@ -140,38 +140,4 @@ Deno.test("--max-lifetime closes even a busy connection", async () => {
     closeQuietly(conn);
     await echod.stop();
   }
-});
-
-Deno.test({
-  name: "the accept loop survives descriptor exhaustion and accepts again",
-  ignore: linuxOnly("the accept-loop exhaustion test", "ulimit and /proc"),
-}, async () => {
-  // bash sets both soft and hard limits, so Deno cannot raise it back.
-  const echod = await startEchod(["--log-level", "debug"], {
-    shellPrefix: "ulimit -n 32",
-  });
-  const held: Deno.Conn[] = [];
-  try {
-    // More clients than echod has descriptors: the kernel completes the
-    // handshakes, echod's accept() fails with EMFILE.
-    for (let i = 0; i < 48; i++) {
-      held.push(await connect("127.0.0.1", echod.port));
-    }
-    const failure = await echod.waitForMessage("accept failed");
-    assert.equal(failure.level, "ERROR");
-    assert.match(String(failure.error), /too many open files/i);
-
-    held.splice(0).forEach(closeQuietly);
-    // Every backlogged connection is eventually accepted (and then seen
-    // closed), and a new one is echoed.
-    const fresh = await connect("::1", echod.port);
-    assert.equal(await roundTrip(fresh, "alive"), "alive");
-    fresh.close();
-  } finally {
-    held.forEach(closeQuietly);
-    await echod.stop();
-  }
-  const stopped = await echod.waitForMessage("stopped");
-  assert.ok((stopped.acceptErrors as number) > 0);
-  assert.equal(stopped.accepted, 49);
 });

@@ -8,9 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { connect, roundTrip } from "./_client.ts";
-import { type LogRecord, startEchod, waitForLogFile } from "./_echod.ts";
-import { poll } from "./_poll.ts";
+import { connect, roundTrip } from "../_client.ts";
+import { type LogRecord, startEchod, waitForLogFile } from "../_echod.ts";
+import { poll } from "../_poll.ts";
 
 const ignore = Deno.build.os === "windows";
 if (ignore) {

@@ -20,10 +20,10 @@ import {
   roundTrip,
   udpSocket,
   writeAll,
-} from "../_client.ts";
-import { linuxOnly, skipUnless } from "../_echod.ts";
-import { has } from "../_programs.ts";
-import { connectTls, testCertificates } from "../_tls.ts";
+} from "../../_client.ts";
+import { linuxOnly, skipUnless } from "../../_echod.ts";
+import { has } from "../../_programs.ts";
+import { connectTls, testCertificates } from "../../_tls.ts";
 import {
   type Container,
   type ContainerOptions,
@@ -32,11 +32,11 @@ import {
   openDocker,
   runContainer,
   testImage,
-} from "../_docker.ts";
-import { readLine } from "../../lib/net.ts";
-import { buildImage } from "../../scripts/image.ts";
-import { ImageError, PLATFORMS, ROOT } from "../../scripts/image/context.ts";
-import { docker } from "../../scripts/image/docker.ts";
+} from "../../_docker.ts";
+import { readLine } from "../../../lib/net.ts";
+import { buildImage } from "../../../scripts/image.ts";
+import { ImageError, PLATFORMS, ROOT } from "../../../scripts/image/context.ts";
+import { docker } from "../../../scripts/image/docker.ts";
 
 const MiB = 1024 * 1024;
 

@@ -5,10 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { closeQuietly, connect, roundTrip, writeAll } from "../_client.ts";
-import { linuxOnly } from "../_echod.ts";
-import { connectTls, startTlsEchod } from "../_tls.ts";
-import { poll } from "../_poll.ts";
+import { closeQuietly, connect, roundTrip, writeAll } from "../../_client.ts";
+import { linuxOnly } from "../../_echod.ts";
+import { connectTls, startTlsEchod } from "../../_tls.ts";
+import { poll } from "../../_poll.ts";
 
 Deno.test({
   name:

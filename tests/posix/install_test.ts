@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { ROOT, skipUnless } from "./_echod.ts";
+import { ROOT, skipUnless } from "../_echod.ts";
 
 const VERSION = "9.9.9";
 
