@@ -5,6 +5,8 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+
 /** Connects over TCP. */
 export function connect(hostname: string, port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname, port });
@@ -113,3 +115,49 @@ export function udpSocket(hostname: string, port = 0): Deno.DatagramConn {
 export const MAPPED_LOOPBACK: string = Deno.build.os === "windows"
   ? "127.0.0.1"
   : "::ffff:127.0.0.1";
+
+/**
+ * Opens `count` connections, 200 at a time, running `opened` on each as
+ * soon as it is open (before the next batch).
+ */
+export async function openMany(
+  port: number,
+  count: number,
+  opened: (conn: Deno.Conn) => Promise<void> = async () => {},
+): Promise<Deno.Conn[]> {
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < count; i += 200) {
+    const batch = Math.min(200, count - i);
+    conns.push(
+      ...await Promise.all(Array.from({ length: batch }, async () => {
+        const conn = await connect("127.0.0.1", port);
+        await opened(conn);
+        return conn;
+      })),
+    );
+  }
+  return conns;
+}
+
+/** Milliseconds until the peer closes `conn` (EOF or reset), or -1 if it is still open at `limitMs`. */
+export async function closedWithin(conn: Deno.Conn, limitMs: number): Promise<number> {
+  const start = performance.now();
+  const timer = setTimeout(() => closeQuietly(conn), limitMs);
+  try {
+    const n = await conn.read(new Uint8Array(64));
+    return n === null ? performance.now() - start : -1;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionReset) return performance.now() - start;
+    return -1; // our own timer closed it: still open on echod's side
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends `size` patterned bytes on `conn` and checks they all come back, then closes it. */
+export async function echoesBack(conn: Deno.Conn, size: number): Promise<void> {
+  const data = pattern(size);
+  await writeAll(conn, data);
+  assert.deepEqual(await readExactly(conn, data.length), data);
+  conn.close();
+}

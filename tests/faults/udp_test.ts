@@ -5,16 +5,14 @@
  */
 
 import assert from "node:assert/strict";
+import { udpSocket } from "../_client.ts";
+import { metric, scrape } from "../_metrics.ts";
 import { type Echod, skipUnless, startEchod, WHOLE_LOOPBACK } from "../_echod.ts";
 
 const NO_127_8 = "it binds other addresses of 127/8, which macOS does not answer unless aliased";
 
 // Windows' `::` is IPv6-only: IPv4 and IPv6 datagrams reach different
 // sockets, which does not change these cases, so they run everywhere.
-
-function udp(hostname = "127.0.0.1", port = 0): Deno.DatagramConn {
-  return Deno.listenDatagram({ hostname, port, transport: "udp" });
-}
 
 /** Datagrams `socket` receives until `quietMs` pass without one. */
 async function countUntilQuiet(
@@ -37,17 +35,16 @@ async function countUntilQuiet(
 }
 
 async function dropped(echod: Echod, reason: string): Promise<number> {
-  const text = await (await fetch(`http://${echod.ready!.metricsAddress}/metrics`)).text();
-  const line = text.split("\n").find((l) =>
-    l.startsWith(`echod_udp_datagrams_dropped_total{reason="${reason}"}`)
+  return metric(
+    (await scrape(echod)).text,
+    `echod_udp_datagrams_dropped_total{reason="${reason}"}`,
   );
-  return Number(line?.split(" ").at(-1));
 }
 
 Deno.test("UDP: a loop with a naive echo service dies after a few echoes (it was 101 each way)", async () => {
   const echod = await startEchod(["--udp", "--metrics", "127.0.0.1:0"]);
   // A reflector on a high port that answers everything, as another echo server would.
-  const reflector = udp();
+  const reflector = udpSocket("127.0.0.1");
   try {
     const to = { transport: "udp" as const, hostname: "127.0.0.1", port: echod.port };
     await reflector.send(new TextEncoder().encode("ping-pong"), to);
@@ -68,7 +65,7 @@ Deno.test("UDP: a loop with a naive echo service dies after a few echoes (it was
 
 Deno.test("UDP: a client repeating the same datagram once a second is always answered", async () => {
   const echod = await startEchod(["--udp"]);
-  const client = udp();
+  const client = udpSocket("127.0.0.1");
   try {
     const to = { transport: "udp" as const, hostname: "127.0.0.1", port: echod.port };
     for (let i = 0; i < 6; i++) {
@@ -88,7 +85,7 @@ Deno.test({
   ignore: skipUnless(WHOLE_LOOPBACK, "the UDP twin test", NO_127_8),
   async fn() {
     const echod = await startEchod(["--udp", "--host", "127.0.0.1", "--metrics", "127.0.0.1:0"]);
-    const twin = udp("127.0.0.2", echod.port);
+    const twin = udpSocket("127.0.0.2", echod.port);
     try {
       const to = { transport: "udp" as const, hostname: "127.0.0.1", port: echod.port };
       await twin.send(new Uint8Array([1, 2, 3]), to);
@@ -109,7 +106,7 @@ Deno.test({
     const echod = await startEchod(["--udp", "--udp-max-rate", "200", "--metrics", "127.0.0.1:0"]);
     const sources = Array.from(
       { length: 1_000 },
-      (_, i) => udp(`127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`),
+      (_, i) => udpSocket(`127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`),
     );
     try {
       const to = { transport: "udp" as const, hostname: "127.0.0.1", port: echod.port };
@@ -127,7 +124,7 @@ Deno.test({
         `${answered} answers in ${seconds.toFixed(1)} s`,
       );
       assert.ok(await dropped(echod, "global-rate") > 0);
-      const good = udp();
+      const good = udpSocket("127.0.0.1");
       await good.send(new Uint8Array([42]), to);
       const [answer] = await good.receive();
       assert.deepEqual(answer, new Uint8Array([42]));
