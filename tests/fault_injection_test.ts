@@ -13,7 +13,9 @@ import {
   memoryUnreadable,
   skipUnless,
   startEchod,
+  WINE,
 } from "./_echod.ts";
+import { poll } from "./_poll.ts";
 import { metric, metricReaching, scrape } from "./_metrics.ts";
 import { readLine } from "../lib/net.ts";
 import { connectTls, fixture, startTlsEchod } from "./_tls.ts";
@@ -483,7 +485,12 @@ Deno.test("drain: delayed bytes not yet sent at --drain-timeout are cut and coun
 
 Deno.test({
   name: "memory: 200 fast senders on latency=500ms,rate=16KiB stay bounded by backpressure",
-  ignore: memoryUnreadable("the memory test"),
+  ignore: memoryUnreadable("the memory test") ||
+    skipUnless(
+      !WINE,
+      "the memory test",
+      "under Wine 400 endless readers and writers keep the test from ending (as the slow-readers test)",
+    ),
 }, async () => {
   const echod = await withFault("latency=500ms,rate=16KiB", ["--max-conns-per-ip", "0"]);
   const conns: Deno.Conn[] = [];
@@ -508,10 +515,18 @@ Deno.test({
     });
     const startOut = metric((await scrape(echod)).text, "echod_sent_bytes_total");
     let peak = 0;
-    while (metric((await scrape(echod)).text, "echod_sent_bytes_total") < startOut + 200 * 32768) {
+    let sent = startOut;
+    // RSS sampled every 200 ms while 32 KiB per connection are echoed.
+    await poll(async () => {
       peak = Math.max(peak, await echod.rss());
-      await new Promise((resolve) => setTimeout(resolve, 200)); // sampling interval
-    }
+      sent = metric((await scrape(echod)).text, "echod_sent_bytes_total");
+      return sent >= startOut + 200 * 32768 || undefined;
+    }, {
+      what: "32 KiB echoed per connection",
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: () => `${sent - startOut} bytes echoed`,
+    });
     const { text } = await scrape(echod);
     const inFlight = metric(text, "echod_received_bytes_total") -
       metric(text, "echod_sent_bytes_total");
