@@ -7,6 +7,7 @@
  */
 
 import { writeAll, type Writer } from "./net.ts";
+import { stderrOutput } from "./stderr.ts";
 
 /** What lines are written to: stderr or an open file. */
 export interface Output extends Writer {
@@ -252,8 +253,11 @@ export class LogOutput {
   }
 }
 
-/** Not Deno.stderr itself: closing the log must leave stderr open for main.ts. */
-export const STDERR: Output = { write: (data) => Deno.stderr.write(data) };
+/**
+ * stderr as the log writes it (through a worker on Windows: see `stderr.ts`).
+ * Not Deno.stderr itself: closing the log must leave stderr open for main.ts.
+ */
+export const STDERR: Output = stderrOutput();
 
 /** A write that failed after part of its bytes; `undone` says whether they were taken back. */
 class PartlyWritten extends Error {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, connect, roundTrip } from "../_client.ts";
-import { postQuit, ROOT, SIGNALS } from "../_echod.ts";
+import { postQuit, ROOT, SIGNALS, skipUnless, WINE } from "../_echod.ts";
 import { DENO_FLAGS } from "../_programs.ts";
 import { poll } from "../_poll.ts";
 
@@ -16,6 +16,16 @@ import { poll } from "../_poll.ts";
  * the pipe's 64 KiB and echod's 256 KiB queue). The readiness line is in that pipe, so readiness is a connect
  * that succeeds; the port is fixed, below the ephemeral range.
  */
+/** Connections in the flood: two debug lines each, past the pipe and the queue. */
+const FLOOD = 3_000;
+
+/**
+ * Under Wine a write blocked on a full pipe (in echod's stderr worker) slows
+ * the whole process's sockets: one echo took 6 to 37 s. Real Windows blocks
+ * only the writing thread; this lane cannot show it.
+ */
+const WINE_STALL = "under Wine a write blocked on a full pipe slows every socket of the process";
+
 async function stalledEchod(): Promise<{ child: Deno.ChildProcess; port: number }> {
   const port = 20_000 + Math.floor(Math.random() * 10_000);
   const child = new Deno.Command(Deno.execPath(), {
@@ -27,21 +37,31 @@ async function stalledEchod(): Promise<{ child: Deno.ChildProcess; port: number 
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const conn = await poll(() => connect("127.0.0.1", port), {
-    what: `echod to listen on port ${port}`,
-    timeoutMs: 10_000,
-  });
-  conn.close();
-  for (let i = 0; i < 3_000; i += 100) {
-    const batch = await Promise.all(Array.from({ length: 100 }, () => connect("127.0.0.1", port)));
-    batch.forEach(closeQuietly);
+  try {
+    const conn = await poll(() => connect("127.0.0.1", port), {
+      what: `echod to listen on port ${port}`,
+      timeoutMs: 10_000,
+    });
+    conn.close();
+    for (let i = 0; i < FLOOD; i += 100) {
+      const batch = await Promise.all(
+        Array.from({ length: 100 }, () => connect("127.0.0.1", port)),
+      );
+      batch.forEach(closeQuietly);
+    }
+    const began = performance.now();
+    const probe = await connect("127.0.0.1", port);
+    assert.equal(await roundTrip(probe, "still echoing"), "still echoing");
+    probe.close();
+    const ms = performance.now() - began;
+    assert.ok(ms < 1_000, `echo was slowed by the stalled log: ${ms.toFixed(0)} ms`);
+    return { child, port };
+  } catch (error) {
+    // A failure here must not leave echod running (and flooding the next test).
+    kill(child);
+    await child.stderr.cancel().catch(() => {});
+    throw error;
   }
-  const began = performance.now();
-  const probe = await connect("127.0.0.1", port);
-  assert.equal(await roundTrip(probe, "still echoing"), "still echoing");
-  probe.close();
-  assert.ok(performance.now() - began < 1_000, "echo was slowed by the stalled log");
-  return { child, port };
 }
 
 function kill(child: Deno.ChildProcess): void {
@@ -60,6 +80,7 @@ async function requestStop(child: Deno.ChildProcess, port: number): Promise<void
 
 Deno.test({
   name: "a stalled stderr (a pipe nobody reads) neither slows echoing nor holds up SIGTERM",
+  ignore: skipUnless(!WINE, "the stalled-stderr test", WINE_STALL),
   async fn() {
     const { child, port } = await stalledEchod();
     try {
@@ -79,6 +100,7 @@ Deno.test({
 
 Deno.test({
   name: "log lines dropped while stderr was stalled are counted in a line once it moves",
+  ignore: skipUnless(!WINE, "the dropped-lines test", WINE_STALL),
   async fn() {
     const { child, port } = await stalledEchod();
     try {
