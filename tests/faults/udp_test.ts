@@ -123,6 +123,9 @@ Deno.test({
         answered <= 2_000 + 2_000 * seconds,
         `${answered} answers in ${seconds.toFixed(1)} s`,
       );
+      // The 1,000 sockets are closed before the scrape: under Wine, with them
+      // open, an HTTP request of the test's own took more than 10 s.
+      sources.splice(0).forEach((s) => s.close());
       assert.ok(await dropped(echod, "global-rate") > 0);
       const good = udpSocket("127.0.0.1");
       await good.send(new Uint8Array([42]), to);
