@@ -91,7 +91,7 @@ Deno.test({
     skipUnless(
       !WINE,
       "the slow-readers test",
-      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (real Windows runs it)",
+      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (only Wine skips it)",
     ),
 }, async () => {
   const echod = await startEchod(["--idle-timeout", "3s"]);

@@ -86,7 +86,7 @@ Deno.test({
     skipUnless(
       !WINE,
       "the TLS slow-readers test",
-      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (real Windows runs it)",
+      "under Wine the flood of 20 writers of 64 MiB ended the test process without a result (only Wine skips it)",
     ),
   async fn() {
     const echod = await startTlsEchod();
