@@ -1,6 +1,6 @@
 /**
  * Connection limits and timeouts, each against a spawned echod. (The
- * accept loop under descriptor exhaustion: `posix/descriptors_test.ts`.)
+ * accept loop under descriptor exhaustion: `posix/accept_loop_test.ts`.)
  */
 
 import assert from "node:assert/strict";

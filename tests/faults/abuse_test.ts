@@ -1,7 +1,7 @@
 /**
  * Abusive clients: slowloris, slow readers and connection floods, each
  * against a spawned echod, with a well-behaved client checked alongside.
- * (Descriptor exhaustion: `posix/descriptors_test.ts`.)
+ * (Descriptor exhaustion: `posix/exhaustion_test.ts`.)
  */
 
 import assert from "node:assert/strict";
