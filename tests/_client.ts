@@ -6,20 +6,14 @@
  */
 
 import assert from "node:assert/strict";
+import { closeQuietly, writeAll } from "../lib/net.ts";
+
+// The library's own: writing all of a buffer, and closing what may be closed.
+export { closeQuietly, writeAll };
 
 /** Connects over TCP. */
 export function connect(hostname: string, port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname, port });
-}
-
-/** Writes all of `data`. */
-export async function writeAll(
-  conn: Deno.Conn,
-  data: Uint8Array,
-): Promise<void> {
-  for (let sent = 0; sent < data.length;) {
-    sent += await conn.write(data.subarray(sent));
-  }
 }
 
 /** Reads exactly `n` bytes, or throws if the peer closes first. */
@@ -91,15 +85,6 @@ export function pattern(length: number, seed = 1): Uint8Array {
   return out;
 }
 
-/** Closes without throwing if already closed. */
-export function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 /** A UDP socket on `hostname` (port 0: any free one). */
 export function udpSocket(hostname: string, port = 0): Deno.DatagramConn {
   return Deno.listenDatagram({ hostname, port, transport: "udp" });
@@ -160,4 +145,26 @@ export async function echoesBack(conn: Deno.Conn, size: number): Promise<void> {
   await writeAll(conn, data);
   assert.deepEqual(await readExactly(conn, data.length), data);
   conn.close();
+}
+
+/**
+ * Sends `request` on a new connection to `hostname:port` and reads until the
+ * peer closes; returns what came back before the close (or a reset). A
+ * refused connection rejects.
+ */
+export async function exchange(hostname: string, port: number, request: string): Promise<string> {
+  const conn = await connect(hostname, port);
+  const chunks: number[] = [];
+  try {
+    await writeAll(conn, new TextEncoder().encode(request)).catch(() => {});
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      chunks.push(...buf.subarray(0, n));
+    }
+  } finally {
+    closeQuietly(conn);
+  }
+  return new TextDecoder().decode(new Uint8Array(chunks));
 }

@@ -7,9 +7,10 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { writeAll } from "../lib/net.ts";
+import { parseTarget } from "../lib/cli/addresses.ts";
 import { runProgram } from "../lib/process.ts";
 import { canReadMemory, readProc, residentBytes } from "../lib/process_usage.ts";
+import { exchange } from "./_client.ts";
 import { poll } from "./_poll.ts";
 import { DENO_FLAGS } from "./_programs.ts";
 
@@ -232,8 +233,7 @@ export class Echod {
       }
       return;
     }
-    const address = this.ready?.metricsAddress ?? this.records.find((r) => r.metricsAddress)
-      ?.metricsAddress;
+    const address = this.ready?.metricsAddress;
     if (typeof address !== "string") throw new Error("echod has no metrics endpoint to stop it");
     await postQuit(address);
   }
@@ -380,28 +380,9 @@ export async function runEchod(
  * (echod is stopping or gone) is not an error.
  */
 export async function postQuit(address: string): Promise<void> {
-  const colon = address.lastIndexOf(":");
-  const hostname = address.slice(0, colon).replace(/^\[|\]$/g, "");
-  let conn: Deno.Conn;
-  try {
-    conn = await Deno.connect({ hostname, port: Number(address.slice(colon + 1)) });
-  } catch {
-    return;
-  }
-  try {
-    const request = "POST /quitquitquit HTTP/1.1\r\nhost: echod\r\ncontent-length: 0\r\n\r\n";
-    await writeAll(conn, new TextEncoder().encode(request));
-    const buf = new Uint8Array(1024);
-    while ((await conn.read(buf)) !== null) { /* the answer, until echod closes */ }
-  } catch {
-    // Reset by an echod that is going away.
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
+  const { host, port } = parseTarget(address);
+  const request = "POST /quitquitquit HTTP/1.1\r\nhost: echod\r\ncontent-length: 0\r\n\r\n";
+  await exchange(host, port, request).catch(() => {}); // refused: echod is gone already
 }
 
 function lineSplitter(): TransformStream<string, string> {

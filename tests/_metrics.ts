@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { writeAll } from "./_client.ts";
+import { exchange } from "./_client.ts";
 import type { Echod } from "./_echod.ts";
 import type { ExportedCounter } from "../lib/serve/metrics.ts";
 import { poll } from "./_poll.ts";
@@ -36,23 +36,8 @@ export async function rawRequest(
   request: string,
 ): Promise<{ answer: string; ms: number }> {
   const start = performance.now();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: metricsPort(echod) });
-  const chunks: number[] = [];
-  try {
-    await writeAll(conn, new TextEncoder().encode(request)).catch(() => {});
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } finally {
-    conn.close();
-  }
-  return {
-    answer: new TextDecoder().decode(new Uint8Array(chunks)),
-    ms: performance.now() - start,
-  };
+  const answer = await exchange("127.0.0.1", metricsPort(echod), request);
+  return { answer, ms: performance.now() - start };
 }
 
 /** The value of one sample (`name` with its labels) in an exposition. */

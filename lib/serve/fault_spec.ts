@@ -30,7 +30,7 @@ export const FAULT_KEYS = [
 export type FaultKey = typeof FAULT_KEYS[number];
 
 /** The keys that act on UDP datagrams; the rest act on TCP connections. */
-export const UDP_FAULT_KEYS: ReadonlySet<FaultKey> = new Set(["drop", "duplicate", "delay"]);
+const UDP_FAULT_KEYS: ReadonlySet<FaultKey> = new Set(["drop", "duplicate", "delay"]);
 
 /** What a profile does to a connection or datagram; absent keys do nothing. */
 export interface FaultProfile {
